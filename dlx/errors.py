@@ -1,0 +1,20 @@
+"""One error type for the user's mistakes, caught once by the CLI and shown as one line.
+
+Library errors are wrapped `from e` so `--debug` / HYDRA_FULL_ERROR=1 still shows their cause.
+"""
+
+
+class DlxError(Exception):
+    """A problem the user can fix: the message names it and says how."""
+
+
+class ConfigError(DlxError):
+    """A config value is wrong (bad type, out of range, unknown option)."""
+
+
+class DataError(DlxError):
+    """A dataset is missing, empty or malformed."""
+
+
+class TrainingError(DlxError):
+    """Training could not go on (non-finite loss, device failure)."""

@@ -1,0 +1,1 @@
+"""Training: device choice, losses and metrics, and the fit loop."""

@@ -1,0 +1,53 @@
+"""Tests drive the real `dlx` command in a temporary working directory, then read what a user
+would read: exit codes, messages, and the MLflow store the run wrote (./mlflow.db)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAST = ["trainer.progress=false", "tracking.log_model=false"]
+
+
+class Dlx:
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.env.pop("MLFLOW_TRACKING_URI", None)
+        self.env.pop("HYDRA_FULL_ERROR", None)
+
+    def __call__(self, *args: str, check: bool = True, timeout: int = 300):
+        proc = subprocess.run([sys.executable, "-m", "dlx", *args], cwd=self.cwd, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"dlx {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def train(self, *overrides: str, **kw):
+        return self("train", *overrides, *FAST, **kw)
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.cwd / 'mlflow.db'}"
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def runs(self, experiment: str = "dlx"):
+        client = self.client()
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.fixture
+def dlx(tmp_path: Path) -> Dlx:
+    return Dlx(tmp_path)

@@ -1,0 +1,135 @@
+"""`dlx train` end to end: accuracy on real data, what the MLflow store holds, reproducibility."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+
+def test_default_cnn_on_digits_is_accurate_and_fully_recorded(dlx):
+    # the README's `make train`: default CNN on scikit-learn's digits, model logged
+    proc = dlx("train", "trainer.progress=false")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] >= 0.97, run.data.metrics
+    assert run.info.run_id in proc.stdout
+
+    # the flattened resolved config as params; tags that lead back to the Hydra output dir
+    params = run.data.params
+    assert params["model._target_"] == "dlx.models.cnn.CNN"
+    assert params["optimizer._target_"] == "torch.optim.Adam"
+    assert params["dataset.name"] == "digits"
+    assert params["trainer.epochs"] == "30"
+    tags = run.data.tags
+    assert (tags["dlx.model"], tags["dlx.dataset"], tags["dlx.optimizer"]) == ("cnn", "digits", "adam")
+    out_dir = Path(tags["dlx.output_dir"])
+    assert (out_dir / ".hydra" / "config.yaml").is_file()
+    assert out_dir.name == run.info.run_name
+
+    # one metric point per epoch, step = epoch
+    client = dlx.client()
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == list(range(1, 31)), key
+    for key in ("test_loss", "test_accuracy", "test_f1_macro"):
+        assert key in run.data.metrics
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "overrides.txt", "classification_report.json"} <= artifacts
+
+    # the logged model loads back and predicts the digits
+    import mlflow.pytorch
+    from sklearn.datasets import load_digits
+
+    model = mlflow.pytorch.load_model(tags["dlx.model_uri"])
+    digits = load_digits()
+    x = torch.tensor(digits.images[:, None] / 16.0, dtype=torch.float32)
+    pred = model(x).argmax(1).numpy()
+    assert (pred == digits.target).mean() > 0.97
+
+
+def test_same_seed_gives_identical_metrics(dlx):
+    args = ("model=mlp", "trainer.epochs=3", "trainer.device=cpu")
+    dlx.train(*args)
+    dlx.train(*args)
+    a, b = dlx.runs()
+    client = dlx.client()
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        ha = [m.value for m in client.get_metric_history(a.info.run_id, key)]
+        hb = [m.value for m in client.get_metric_history(b.info.run_id, key)]
+        assert ha == hb and len(ha) == 3
+    assert a.data.metrics["test_loss"] == b.data.metrics["test_loss"]
+
+
+def test_linear_regression_recovers_weight_and_bias(dlx):
+    dlx("train", "model=linear", "dataset=synthetic_linear", "optimizer=sgd", "optimizer.lr=0.1",
+        "trainer.epochs=300", "trainer.monitor=val_r2", "trainer.monitor_mode=max",
+        "trainer.progress=false", "tracking.model_format=pickle")
+    (run,) = dlx.runs()
+    import mlflow.pytorch
+
+    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    w, b = model.fc.weight.item(), model.fc.bias.item()
+    assert abs(w - 2) < 0.1 and abs(b - 1) < 0.1, (w, b)
+    assert run.data.metrics["test_r2"] > 0.9
+
+
+def test_logistic_regression_separates_the_synthetic_classes(dlx):
+    dlx.train("model=logistic", "dataset=synthetic_logistic", "dataset.n_samples=400",
+              "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=100")
+    (run,) = dlx.runs()
+    assert run.data.metrics["test_accuracy"] >= 0.9
+
+
+def test_multirun_nests_four_children_under_one_parent(dlx):
+    proc = dlx.train("-m", "optimizer=sgd,adam", "optimizer.lr=0.01,0.001", "trainer.epochs=2")
+    runs = dlx.runs()
+    parents = [r for r in runs if r.data.tags.get("dlx.kind") == "sweep"]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4 and len(runs) == 5
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    combos = {(c.data.params["optimizer._target_"], c.data.params["optimizer.lr"]) for c in children}
+    assert combos == {(o, lr) for o in ("torch.optim.SGD", "torch.optim.Adam") for lr in ("0.01", "0.001")}
+    # the parent names the child with the lowest val_loss (trainer.monitor's default)
+    best = min(children, key=lambda c: c.data.metrics["val_loss"])
+    assert parent.data.tags["dlx.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_val_loss"] == pytest.approx(best.data.metrics["val_loss"])
+    assert "sweep.overrides" in parent.data.params
+    assert best.info.run_id in proc.stdout
+    # each job has its own Hydra output dir, tagged on its run
+    dirs = {c.data.tags["dlx.output_dir"] for c in children}
+    assert len(dirs) == 4 and all(Path(d).is_dir() for d in dirs)
+
+
+def test_two_runs_get_distinct_output_dirs(dlx):
+    dlx.train("model=linear", "trainer.epochs=1")
+    dlx.train("model=linear", "trainer.epochs=1")
+    dirs = {r.data.tags["dlx.output_dir"] for r in dlx.runs()}
+    assert len(dirs) == 2
+
+
+def test_tracking_uri_override_points_at_another_store(dlx, tmp_path):
+    other = tmp_path / "elsewhere.db"
+    dlx.train("model=linear", "trainer.epochs=1", f"tracking.uri=sqlite:///{other}",
+              "tracking.experiment=mine")
+    assert other.exists() and not (dlx.cwd / "mlflow.db").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{other}")
+    exp = client.get_experiment_by_name("mine")
+    assert len(client.search_runs([exp.experiment_id])) == 1
+
+
+def test_metrics_history_matches_numpy_shapes():
+    # guard for the Spec/Bundle contract every model relies on
+    from dlx.data.bundle import Spec, split
+
+    x = np.random.default_rng(0).random((50, 2))
+    y = (x.sum(1) > 1).astype(int)
+    b = split(x, y, Spec("binary", (2,), 1), 0.2, 0.1, 42)
+    assert b.train[1].shape[1] == 1 and b.train[1].dtype == torch.float32
+    assert len(b.train[0]) + len(b.val[0]) + len(b.test[0]) == 50
