@@ -87,6 +87,13 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
             run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             run.log_text("\n".join(hydra.overrides.task) + "\n", "overrides.txt")
             run.log_dict(data.info, "data.json")
+            for name, item in data.artifacts.items():
+                if isinstance(item, dict):
+                    run.log_dict(item, name)
+                elif isinstance(item, str):
+                    run.log_text(item, name)
+                else:
+                    run.log_artifact(item)
         on_device = data.to(device)
         history = fit(
             model, optimizer, on_device, cfg.trainer.epochs, cfg.dataset.batch_size,
@@ -95,7 +102,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
 
         # -- final evaluation on the held-out test split
         task = data.spec.task
-        test, out = evaluate(model, *on_device.test, task, cfg.dataset.batch_size)
+        test, out = evaluate(model, *on_device.test, task, cfg.dataset.batch_size, data.transform)
         test = {f"test_{k}": v for k, v in test.items()}
         report = None
         if data.spec.is_classification:
@@ -111,7 +118,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
                 run.log_dict(report, "classification_report.json")
             if cfg.tracking.log_model:
                 run.model_format = cfg.tracking.model_format
-                example = data.test[0][:4].numpy()
+                example = data.batch(data.test[0][:4], train=False).numpy()
                 run.log_model(model.cpu().eval(), example)
             result.run_id, result.run_name, result.tracking_uri = run.id, run.name, uri
         status = "FINISHED"

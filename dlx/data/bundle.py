@@ -5,7 +5,8 @@ Models are built from the Spec alone; they never read dataset config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,12 +33,20 @@ class Bundle:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor] | None
     test: tuple[torch.Tensor, torch.Tensor]
-    info: dict = field(default_factory=dict)  # sizes etc., logged with the run
+    info: dict = field(default_factory=dict)  # sizes etc., logged with the run as data.json
+    # name -> dict (logged as JSON), str (text) or pathlib.Path (a file): vocab, fitted scalers...
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    # applied on the device to every batch: (x, train) -> float x. Lets a dataset keep uint8
+    # images on the device and scale/augment per batch. None: x is used as stored.
+    transform: Callable[[torch.Tensor, bool], torch.Tensor] | None = None
+
+    def batch(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        return x if self.transform is None else self.transform(x, train)
 
     def to(self, device: torch.device) -> "Bundle":
         """Move every split onto `device` once; batches are then sliced there."""
         move = lambda s: None if s is None else (s[0].to(device), s[1].to(device))  # noqa: E731
-        return Bundle(self.spec, move(self.train), move(self.val), move(self.test), self.info)
+        return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
 
 
 def split(

@@ -51,7 +51,7 @@ def fit(
         for step in range(steps):
             # batch: a slice of the permutation, gathered on the device (no host copy)
             idx = perm[step * batch_size : (step + 1) * batch_size]
-            xb, yb = x[idx], y[idx]
+            xb, yb = data.batch(x[idx], train=True), y[idx]
             # forward / backward / step
             out = model(xb)
             loss = criterion(out, yb)
@@ -75,7 +75,7 @@ def fit(
         if task != "regression":
             metrics["train_accuracy"] = n_correct.item() / n
         if data.val is not None:
-            val, _ = evaluate(model, *data.val, task, batch_size)
+            val, _ = evaluate(model, *data.val, task, batch_size, data.transform)
             metrics.update({f"val_{k}": v for k, v in val.items()})
         history.append(metrics)
         for cb in callbacks:

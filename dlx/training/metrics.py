@@ -27,10 +27,14 @@ def correct(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch_size: int):
-    """Loss and task metrics over a whole split. Returns (metrics, model outputs)."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch_size: int,
+             transform=None):
+    """Loss and task metrics over a whole split. Returns (metrics, model outputs).
+
+    `transform(x, train=False)` prepares each batch as the fit loop does (Bundle.batch)."""
     model.eval()
-    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    prep = (lambda b: b) if transform is None else (lambda b: transform(b, False))  # noqa: E731
+    out = torch.cat([model(prep(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
     metrics = {"loss": loss_fn(task)(out, y)}
     if task == "regression":
         err = out - y
