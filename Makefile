@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train sweep test test-slow lint ui bench clean
+.PHONY: install train sweep test test-slow test-browser lint ui bench clean
 
 install: $(STAMP)
 
@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,optuna,joblib,slurm]'
 	touch $(STAMP)
 
 train: install          ## the default run: CNN on scikit-learn's digits, tracked in ./mlflow.db
@@ -21,11 +21,21 @@ train: install          ## the default run: CNN on scikit-learn's digits, tracke
 sweep: install          ## a small grid sweep: 4 runs under one parent MLflow run
 	$(BIN)/dlx train -m optimizer=sgd,adam optimizer.lr=0.01,0.001
 
-test: install           ## the fast suite (CI)
-	$(BIN)/python -m pytest -q
+test: install           ## the fast suite (CI), two test processes
+	$(BIN)/python -m pytest -q -n 2
 
-test-slow: install      ## the long tests only
-	$(BIN)/python -m pytest -q -m slow
+test-slow: install      ## the long tests only (CI runs them too)
+	$(BIN)/python -m pytest -q -n 2 -m slow
+
+# Debian's chromium + chromedriver are installed (apt-get, as root or via sudo) when missing;
+# if that fails the test skips, except under CI, where it fails.
+test-browser: install   ## `dlx ui` in headless Chromium (CI): lists the run, shows its metrics
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	} || echo "make: could not install chromium and chromium-driver; the browser test will skip"
+	$(BIN)/python -m pytest -q -m browser tests/browser
 
 lint: install
 	$(BIN)/ruff check dlx tests benchmarks
@@ -33,8 +43,10 @@ lint: install
 ui: install             ## MLflow UI over ./mlflow.db on http://127.0.0.1:5000
 	$(BIN)/dlx ui
 
-bench: install
+bench: install          ## fit-loop throughput, sweep start-up, tracking overhead -> benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/fit_loop.py
+	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/tracking_overhead.py
 
 clean:
 	rm -rf $(VENV) outputs/*/ multirun mlflow.db mlruns

@@ -43,8 +43,19 @@ class SweepTracking(Callback):
         parent = os.environ.pop(PARENT_ENV, None)
         if not parent:
             return
-        from dlx import tracking
+        from dlx import sweep, tracking
 
-        best = tracking.finish_parent(self.uri, parent, config.trainer.monitor,
-                                      config.trainer.monitor_mode)
-        last_sweep.update(best=best, monitor=config.trainer.monitor)
+        key = sweep.objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0))
+        mode = config.trainer.monitor_mode
+        children = tracking.children(self.uri, parent)
+        best = sweep.best(children, key, mode)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = sweep.results_table(children, key, mode)
+        files = [sweep.write_csv(rows, sweep_dir / "results.csv")]
+        plot = sweep.plot_objective(rows, sweep.swept_params(children), key,
+                                    sweep_dir / "objective.png")
+        files += [plot] if plot else []
+        n_failed = sum(c["status"] != "FINISHED" for c in children)
+        tracking.finish_parent(self.uri, parent, key, best, len(children), n_failed, files)
+        last_sweep.update(best=best, key=key, n_children=len(children), n_failed=n_failed,
+                          results=str(files[0]))

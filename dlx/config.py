@@ -40,15 +40,78 @@ class MLPConfig(ModelConfig):
     _target_: str = "dlx.models.mlp.MLP"
     hidden_sizes: List[int] = field(default_factory=lambda: [128, 64])
     activation: str = "relu"  # sigmoid | relu | tanh | gelu
+    batchnorm: bool = False  # BatchNorm1d after each hidden layer, before its activation
 
 
 @dataclass
 class CNNConfig(ModelConfig):
     _target_: str = "dlx.models.cnn.CNN"
     channels: List[int] = field(default_factory=lambda: [32, 64])  # one conv+pool block each
-    kernel_size: int = 3
+    kernel_size: Any = 3  # one size for every conv, or one per block: [5, 3]
     hidden: int = 128  # the fully-connected layer before the output
     pool: str = "max"  # max | avg
+    batchnorm: bool = False  # BatchNorm2d after each conv, before its ReLU
+
+
+@dataclass
+class CNNCifarConfig(CNNConfig):
+    channels: List[int] = field(default_factory=lambda: [32, 64, 128])  # the CIFAR-10 CNN
+
+
+@dataclass
+class RecurrentConfig(ModelConfig):
+    _target_: str = "dlx.models.rnn.RNN"  # simple (Elman) RNN; LSTM and GRU below
+    embedding_dim: int = 32  # token ids (dataset vocab_size > 0) are embedded to this width
+    hidden_size: int = 64
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False  # a second layer per level reads the sequence backwards
+
+
+@dataclass
+class LSTMConfig(RecurrentConfig):
+    _target_: str = "dlx.models.rnn.LSTM"
+
+
+@dataclass
+class GRUConfig(RecurrentConfig):
+    _target_: str = "dlx.models.rnn.GRU"
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    _target_: str = "dlx.models.transformer.Transformer"
+    d_model: int = 64  # token embedding width
+    num_heads: int = 4  # must divide d_model
+    num_layers: int = 2  # encoder layers
+    dim_feedforward: int = 128  # width of each layer's feed-forward block
+
+
+@dataclass
+class AutoencoderConfig(ModelConfig):
+    _target_: str = "dlx.models.autoencoder.DenseAutoencoder"
+    hidden_sizes: List[int] = field(default_factory=lambda: [128])  # encoder; decoder mirrors it
+    activation: str = "relu"  # hidden layers; the output is always a sigmoid (inputs in [0, 1])
+
+
+@dataclass
+class ConvAutoencoderConfig(ModelConfig):
+    _target_: str = "dlx.models.autoencoder.ConvAutoencoder"
+    channels: List[int] = field(default_factory=lambda: [16, 32])  # one conv+pool block each
+    kernel_size: int = 3
+
+
+@dataclass
+class ResNet18Config(ModelConfig):
+    _target_: str = "dlx.models.pretrained.ResNet18"
+    pretrained: Optional[str] = None  # path to torchvision's weights file; None: random init
+    freeze: bool = False  # train only the new classifier head
+    min_size: int = 32  # smaller images are resized up to this (bilinear) before the backbone
+    normalize: bool = True  # ImageNet mean/std on the inputs, as the weights were trained
+
+
+@dataclass
+class VGG11Config(ResNet18Config):
+    _target_: str = "dlx.models.pretrained.VGG11"
 
 
 # ------------------------------------------------------------------------------ optimizer
@@ -114,6 +177,8 @@ class DigitsConfig(DatasetConfig):
 class SyntheticLinearConfig(DatasetConfig):
     name: str = "synthetic_linear"
     n_samples: int = 100
+    x_min: float = 0.0  # x is uniform in [x_min, x_max)
+    x_max: float = 1.0
     weight: float = 2.0
     bias: float = 1.0
     noise: float = 0.1  # std of the Gaussian noise added to y
@@ -127,6 +192,163 @@ class SyntheticLogisticConfig(DatasetConfig):
     seed: int = 0
 
 
+@dataclass
+class SyntheticSequenceConfig(DatasetConfig):
+    name: str = "synthetic_sequence"
+    n_samples: int = 100
+    length: int = 10  # tokens per sequence
+    min_length: int = 0  # > 0: lengths uniform in [min_length, length], right-padded with 0
+    vocab_size: int = 1000  # ids 0 (<pad>) and 1 (<unk>) are reserved; tokens are 2..vocab_size-1
+    labels: str = "noise"  # noise: coin flips (the source) | signal: 1 iff a trigger token occurs
+    seed: int = 0
+
+
+@dataclass
+class ImageConfig(DatasetConfig):
+    """Image datasets keep uint8 pixels on the device; each batch is scaled/augmented there."""
+
+    normalize: str = "scale"  # scale: x/255 | standardize: (x/255 - mean) / std per channel
+    mean: List[float] = field(default_factory=lambda: [0.5])  # one value, or one per channel
+    std: List[float] = field(default_factory=lambda: [0.5])
+    crop_padding: int = 0  # augmentation: > 0 crops each training image at random from a padded copy
+    hflip: bool = False  # augmentation: flip each training image left-right with probability 1/2
+
+
+@dataclass
+class MNISTConfig(ImageConfig):
+    name: str = "mnist"
+    root: str = "data"  # torchvision's layout: <root>/MNIST/raw/{train,t10k}-*-ubyte
+    download: bool = False  # offline by default; true lets torchvision fetch the files into root
+    mean: List[float] = field(default_factory=lambda: [0.1307])  # MNIST train-set statistics
+    std: List[float] = field(default_factory=lambda: [0.3081])
+
+
+@dataclass
+class FashionMNISTConfig(MNISTConfig):
+    name: str = "fashion_mnist"  # <root>/FashionMNIST/raw/...
+    mean: List[float] = field(default_factory=lambda: [0.2860])
+    std: List[float] = field(default_factory=lambda: [0.3530])
+
+
+@dataclass
+class CIFAR10Config(ImageConfig):
+    name: str = "cifar10"
+    root: str = "data"  # torchvision's layout: <root>/cifar-10-batches-py/
+    download: bool = False  # offline by default; true lets torchvision fetch the archive into root
+    verify: bool = True  # torchvision's md5 check of the files; false loads other copies unchecked
+    mean: List[float] = field(default_factory=lambda: [0.4914, 0.4822, 0.4465])  # train-set stats
+    std: List[float] = field(default_factory=lambda: [0.2470, 0.2435, 0.2616])
+
+
+@dataclass
+class ImageFolderConfig(ImageConfig):
+    name: str = "image_folder"
+    root: Optional[str] = None  # required: a folder with one sub-folder of images per class
+    grayscale: bool = True  # the source's preprocessing: grayscale, resize to 28x28, scale 1/255
+    size: List[int] = field(default_factory=lambda: [28, 28])  # height, width after resizing
+
+
+@dataclass
+class IMDBConfig(DatasetConfig):
+    name: str = "imdb"
+    root: str = "data"  # holds aclImdb/{train,test}/{pos,neg}/*.txt
+    download: bool = False  # offline by default; true fetches aclImdb_v1.tar.gz (84 MB) into root
+    max_len: int = 200  # tokens per review: longer ones are cut, shorter ones right-padded
+    max_vocab: int = 20000  # the most frequent train-split words, <pad> and <unk> included
+    min_freq: int = 2  # rarer train words become <unk>
+
+
+@dataclass
+class CSVConfig(DatasetConfig):
+    name: str = "csv"
+    path: Optional[str] = None  # required: a comma-separated file with a header row
+    target: str = "label"  # the column to predict; every other column is a feature
+    task: str = "auto"  # auto | classification | regression
+    max_classes: int = 20  # auto: an integer or text target with at most this many values is a class
+    encoding: str = "utf-8"
+    # preprocessing, fitted on the train split only (numbers below are train statistics)
+    missing: str = "mean"  # drop | mean | median | most_frequent | interpolate; text columns: most frequent
+    outliers: str = "none"  # none | clip: to mean +- z_threshold*std | iqr: drop train rows outside
+    #   Tukey's fences (train quartiles +- iqr_factor*IQR) and clip val/test values to them
+    z_threshold: float = 3.0
+    iqr_factor: float = 1.5  # fences at Q1 - f*IQR and Q3 + f*IQR
+    scaling: str = "standard"  # none | minmax | standard (z-score)
+    feature_selection: str = "none"  # none | variance | kbest (mutual information)
+    variance_threshold: float = 0.0  # variance: drop features whose train variance is not above this
+    k_best: int = 10  # kbest: features kept
+
+
+# ---------------------------------------------------------------------------- regularizer
+# Selectable together (regularizer=[l2,dropout,early_stopping]); each option's YAML has
+# `# @package regularizer.<name>`, so its keys land under cfg.regularizer.<name>.
+@dataclass
+class L1Config:
+    weight: float = 1e-4  # lambda in lambda * sum|w|, added to the training loss
+    include_bias: bool = False  # false: weights only (tensors with >= 2 dims), not biases/norm params
+
+
+@dataclass
+class L2Config:
+    weight: float = 1e-4  # lambda in lambda * sum w^2 (penalty), or the decay rate (decoupled)
+    decoupled: bool = False  # true: decoupled weight decay via AdamW's param groups, not a loss penalty
+    include_bias: bool = False  # false: weights only, as for l1
+
+
+@dataclass
+class DropoutConfig:
+    p: float = 0.5  # rate at every dropout site (nn.Dropout) of the model; 0 when not selected
+
+
+@dataclass
+class EarlyStoppingConfig:
+    monitor: str = "${trainer.monitor}"  # any logged validation metric
+    mode: str = "${trainer.monitor_mode}"  # min | max
+    patience: int = 5  # epochs without improvement before training stops
+    min_delta: float = 0.0  # an improvement must beat the best so far by more than this
+    restore_best: bool = True  # end with the best epoch's weights: they are the logged model
+
+
+# ------------------------------------------------------------------------------ scheduler
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # which builder in dlx/training/schedulers.py; none: constant lr
+
+
+@dataclass
+class StepSchedulerConfig(SchedulerConfig):
+    name: str = "step"
+    step_size: int = 10  # epochs between drops
+    gamma: float = 0.1  # the lr is multiplied by this every step_size epochs
+
+
+@dataclass
+class CosineSchedulerConfig(SchedulerConfig):
+    name: str = "cosine"
+    warmup_epochs: int = 0  # linear warmup: epoch i < W runs at lr * (i+1)/(W+1)
+    min_lr: float = 0.0  # the cosine decays from optimizer.lr towards this
+
+
+@dataclass
+class PlateauSchedulerConfig(SchedulerConfig):
+    name: str = "plateau"
+    monitor: str = "${trainer.monitor}"  # the validation metric watched
+    mode: str = "${trainer.monitor_mode}"  # min | max
+    factor: float = 0.1  # the lr is multiplied by this on a plateau
+    patience: int = 5  # epochs without improvement before the lr drops
+    threshold: float = 1e-4  # relative improvement that counts (torch's default)
+    min_lr: float = 0.0  # the lr never drops below this
+
+
+@dataclass
+class OneCycleSchedulerConfig(SchedulerConfig):
+    name: str = "onecycle"
+    max_lr: float = "${optimizer.lr}"  # the peak; stepped every batch, not every epoch
+    pct_start: float = 0.3  # fraction of all steps spent rising to max_lr
+    div_factor: float = 25.0  # the start lr is max_lr / div_factor
+    final_div_factor: float = 1e4  # the last lr is start lr / final_div_factor
+    cycle_momentum: bool = False  # true also cycles SGD momentum / Adam beta1 (needs one)
+
+
 # -------------------------------------------------------------------------- trainer, tracking
 @dataclass
 class TrainerConfig:
@@ -136,6 +358,14 @@ class TrainerConfig:
     monitor: str = "val_loss"  # the validation metric that picks the best run of a sweep
     monitor_mode: str = "min"  # min | max
     progress: bool = True  # a progress bar per epoch on a terminal; false: plain epoch lines
+    cv_folds: int = 0  # K >= 2: K-fold cross-validation on train+val (the objective = mean); 0: off
+    cv_refit: bool = True  # after cross-validation, fit once on all of train+val and test that model
+    grad_clip: float = 0.0  # max global gradient norm (clip_grad_norm_); 0: no clipping
+    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + grad scaler; CUDA only)
+    compile: bool = False  # torch.compile the model for training (first epoch pays the compile)
+    deterministic: bool = False  # torch.use_deterministic_algorithms: repeatable on CUDA, slower
+    checkpoint_every: int = 1  # epochs between checkpoints in <run dir>/checkpoints; 0: none
+    resume: Optional[str] = None  # continue a run: its run dir, a checkpoint file or its MLflow run id
 
 
 @dataclass
@@ -148,7 +378,21 @@ class TrackingConfig:
 
 
 SCHEMAS = {
-    "model": {"linear": LinearConfig, "logistic": LogisticConfig, "mlp": MLPConfig, "cnn": CNNConfig},
+    "model": {
+        "linear": LinearConfig,
+        "logistic": LogisticConfig,
+        "mlp": MLPConfig,
+        "cnn": CNNConfig,
+        "cnn_cifar": CNNCifarConfig,
+        "rnn": RecurrentConfig,
+        "lstm": LSTMConfig,
+        "gru": GRUConfig,
+        "transformer": TransformerConfig,
+        "autoencoder": AutoencoderConfig,
+        "conv_autoencoder": ConvAutoencoderConfig,
+        "resnet18": ResNet18Config,
+        "vgg11": VGG11Config,
+    },
     "optimizer": {
         "sgd": SGDConfig,
         "adam": AdamConfig,
@@ -160,6 +404,26 @@ SCHEMAS = {
         "digits": DigitsConfig,
         "synthetic_linear": SyntheticLinearConfig,
         "synthetic_logistic": SyntheticLogisticConfig,
+        "synthetic_sequence": SyntheticSequenceConfig,
+        "mnist": MNISTConfig,
+        "fashion_mnist": FashionMNISTConfig,
+        "cifar10": CIFAR10Config,
+        "image_folder": ImageFolderConfig,
+        "imdb": IMDBConfig,
+        "csv": CSVConfig,
+    },
+    "regularizer": {
+        "l1": L1Config,
+        "l2": L2Config,
+        "dropout": DropoutConfig,
+        "early_stopping": EarlyStoppingConfig,
+    },
+    "scheduler": {
+        "none": SchedulerConfig,
+        "step": StepSchedulerConfig,
+        "cosine": CosineSchedulerConfig,
+        "plateau": PlateauSchedulerConfig,
+        "onecycle": OneCycleSchedulerConfig,
     },
     "trainer": {"default": TrainerConfig},
     "tracking": {"default": TrackingConfig},
@@ -171,6 +435,9 @@ def register() -> None:
     a group, so `dlx train --help` lists only the YAML options."""
     from hydra.core.config_store import ConfigStore
 
+    OmegaConf.register_new_resolver(
+        "dlx_direction", lambda mode: "minimize" if mode == "min" else "maximize", replace=True
+    )
     cs = ConfigStore.instance()
     for group, options in SCHEMAS.items():
         for name, node in options.items():
@@ -182,11 +449,27 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _TARGET_PREFIXES = ("dlx.", "torch.")
 
 
+_POSITIVE = ("lr", "batch_size", "epochs", "n_samples", "hidden", "hidden_size", "embedding_dim",
+             "num_layers", "d_model", "num_heads", "dim_feedforward", "length", "min_size")
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _check_value(key: str, value: Any, problems: list[str]) -> None:
     """Range checks that a type cannot express. `key` is the full dotted path."""
     name = key.rsplit(".", 1)[-1]
-    if name in ("lr", "batch_size", "epochs", "n_samples", "kernel_size", "hidden") and value <= 0:
+    if name in _POSITIVE and value <= 0:
         problems.append(f"{key}={value} must be > 0")
+    elif name == "kernel_size" and any(not isinstance(v, int) or v <= 0 for v in _as_list(value)):
+        problems.append(f"{key}={value} must be a size > 0 or a list of sizes > 0")
+    elif name == "vocab_size" and value < 3:
+        problems.append(f"{key}={value} must be >= 3 (ids 0 and 1 are <pad> and <unk>)")
+    elif name == "min_length" and value < 0:
+        problems.append(f"{key}={value} must be >= 0")
+    elif name == "labels" and value not in ("noise", "signal"):
+        problems.append(f"{key}={value} is not one of noise, signal")
     elif name in ("weight_decay", "momentum", "noise", "eps") and value < 0:
         problems.append(f"{key}={value} must be >= 0")
     elif name == "test_fraction" and not 0 < value < 1:
@@ -209,6 +492,61 @@ def _check_value(key: str, value: Any, problems: list[str]) -> None:
         problems.append(f"{key}={value} is not one of pt2, pickle")
     elif name == "_target_" and not str(value).startswith(_TARGET_PREFIXES):
         problems.append(f"{key}={value} is outside the dlx and torch namespaces")
+    elif name == "cv_folds" and (value == 1 or value < 0):
+        problems.append(f"{key}={value} is not cross-validation: use {key}=0 (off) or K >= 2 folds")
+    elif key.startswith("dataset."):
+        _check_dataset_value(key, name, value, problems)
+    elif key.startswith(("regularizer.", "scheduler.")):
+        _check_training_value(key, name, value, problems)
+    elif name in ("grad_clip", "checkpoint_every") and value < 0:
+        problems.append(f"{key}={value} must be >= 0 (0: off)")
+    elif name == "precision" and value not in PRECISIONS:
+        problems.append(f"{key}={value} is not one of {', '.join(PRECISIONS)}")
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _check_training_value(key: str, name: str, value: Any, problems: list[str]) -> None:
+    """Regularizer and scheduler options (`monitor` is checked with trainer.monitor)."""
+    if name == "mode" and value not in ("min", "max"):
+        problems.append(f"{key}={value} is not one of min, max")
+    elif name == "p" and not 0 <= value < 1:
+        problems.append(f"{key}={value} must be in [0, 1)")
+    elif name in ("pct_start", "factor") and not 0 < value < 1:
+        problems.append(f"{key}={value} must be between 0 and 1 (exclusive)")
+    elif name in ("step_size", "gamma", "max_lr", "div_factor", "final_div_factor") and value <= 0:
+        problems.append(f"{key}={value} must be > 0")
+    elif name in ("weight", "patience", "min_delta", "warmup_epochs", "min_lr", "threshold") \
+            and value < 0:
+        problems.append(f"{key}={value} must be >= 0")
+
+
+_DATASET_CHOICES = {  # dataset options with a fixed set of values
+    "normalize": ("scale", "standardize"),
+    "task": ("auto", "classification", "regression"),
+    "missing": ("drop", "mean", "median", "most_frequent", "interpolate"),
+    "outliers": ("none", "clip", "iqr"),
+    "scaling": ("none", "minmax", "standard"),
+    "feature_selection": ("none", "variance", "kbest"),
+}
+
+
+def _check_dataset_value(key: str, name: str, value: Any, problems: list[str]) -> None:
+    if name in _DATASET_CHOICES and value not in _DATASET_CHOICES[name]:
+        problems.append(f"{key}={value} is not one of {', '.join(_DATASET_CHOICES[name])}")
+    elif name in ("max_len", "min_freq", "k_best", "z_threshold", "iqr_factor") and value <= 0:
+        problems.append(f"{key}={value} must be > 0")
+    elif name == "max_vocab" and value < 3:
+        problems.append(f"{key}={value} must be >= 3 (<pad>, <unk> and at least one word)")
+    elif name in ("crop_padding", "variance_threshold") and value < 0:
+        problems.append(f"{key}={value} must be >= 0")
+    elif name == "max_classes" and value < 2:
+        problems.append(f"{key}={value} must be >= 2")
+    elif name == "std" and (not value or any(v <= 0 for v in value)):
+        problems.append(f"{key}={list(value)} must hold values > 0")
+    elif name == "size" and (len(value) != 2 or any(v <= 0 for v in value)):
+        problems.append(f"{key}={list(value)} must be [height, width] > 0")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -218,11 +556,20 @@ def validate(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if node is None:
             continue
-        for key, value in OmegaConf.to_container(node, resolve=True).items():
-            if value is not None and not isinstance(value, (dict,)):
-                _check_value(f"{group}.{key}", value, problems)
+        for key, value in _leaves(group, OmegaConf.to_container(node, resolve=True)):
+            if value is not None:
+                _check_value(key, value, problems)
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
+
+
+def _leaves(prefix: str, node: dict):
+    """(dotted key, value) of every non-dict value; regularizer options nest one level deeper."""
+    for k, v in node.items():
+        if isinstance(v, dict):
+            yield from _leaves(f"{prefix}.{k}", v)
+        else:
+            yield f"{prefix}.{k}", v
 
 
 def flatten(cfg: DictConfig) -> dict[str, Any]:

@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
-from mlflow.entities import RunStatus
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # dlx prints its own output
+
+import mlflow  # noqa: E402
+from mlflow.entities import RunStatus  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlx.errors import DlxError
 
@@ -61,16 +63,27 @@ class Run:
     """One tracked training run, written through the fluent API so log_model finds it."""
 
     def __init__(self, uri: str, experiment: str, name: str, tags: dict[str, str],
-                 parent_run_id: str | None = None):
+                 parent_run_id: str | None = None, run_id: str | None = None):
+        """A new run, or with `run_id` that run continued (trainer.resume) as it was: its name,
+        tags and params stay; `name` and `tags` are not applied."""
         client = _client(uri)
         try:
-            exp_id = _experiment_id(client, experiment)
-            self._run = mlflow.start_run(experiment_id=exp_id, run_name=name, tags=tags,
-                                         parent_run_id=parent_run_id)
+            if run_id:
+                self._run = mlflow.start_run(run_id=run_id)
+            else:
+                exp_id = _experiment_id(client, experiment)
+                self._run = mlflow.start_run(experiment_id=exp_id, run_name=name, tags=tags,
+                                             parent_run_id=parent_run_id)
         except MlflowException as e:
-            raise DlxError(f"cannot start a run in the MLflow store {uri}: {e.message}") from e
+            what = f"continue run {run_id}" if run_id else "start a run"
+            raise DlxError(f"cannot {what} in the MLflow store {uri}: {e.message}") from e
         self.id = self._run.info.run_id
         self.name = self._run.info.run_name
+        self._client = client
+
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps (epochs) this run already has a value of metric `key` for."""
+        return {m.step for m in self._client.get_metric_history(self.id, key)}
 
     def log_params(self, params: dict[str, Any]) -> None:
         mlflow.log_params({k: str(v)[:MAX_PARAM] for k, v in params.items()})
@@ -122,45 +135,146 @@ def start_parent(uri: str, experiment: str, name: str, tags: dict[str, str],
     return run.info.run_id
 
 
-def finish_parent(uri: str, parent_id: str, monitor: str, mode: str) -> dict[str, Any] | None:
-    """Tag the parent with its best finished child by `monitor`; end it. Returns the best child."""
+def children(uri: str, parent_id: str) -> list[dict[str, Any]]:
+    """Every child run of a sweep's parent, as plain dicts."""
     client = _client(uri)
     parent = client.get_run(parent_id)
-    children = client.search_runs(
+    runs = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
         max_results=10_000,
     )
-    scored = [r for r in children if r.info.status == "FINISHED" and monitor in r.data.metrics]
-    best = None
-    if scored:
-        pick = min if mode == "min" else max
-        best = pick(scored, key=lambda r: r.data.metrics[monitor])
-        client.set_tag(parent_id, "dlx.best_run_id", best.info.run_id)
-        client.set_tag(parent_id, "dlx.best_run_name", best.info.run_name)
-        client.log_metric(parent_id, f"best_{monitor}", best.data.metrics[monitor])
-    client.set_tag(parent_id, "dlx.children", str(len(children)))
-    client.set_tag(parent_id, "dlx.children_failed",
-                   str(sum(r.info.status != "FINISHED" for r in children)))
-    status = "FINISHED" if scored else "FAILED"
-    client.set_terminated(parent_id, status, end_time=int(time.time() * 1000))
-    if best is None:
+    return [_row(r) for r in runs]
+
+
+def finish_parent(uri: str, parent_id: str, key: str, best: dict[str, Any] | None,
+                  n_children: int, n_failed: int, files: list[Path]) -> None:
+    """Tag the parent with its best child, attach the report files, end it (never RUNNING)."""
+    client = _client(uri)
+    tags = {"dlx.children": str(n_children), "dlx.children_failed": str(n_failed),
+            "dlx.objective": key}
+    if best is not None:
+        tags.update({"dlx.best_run_id": best["run_id"], "dlx.best_run_name": best["run_name"]})
+        _retry(client.log_metric, parent_id, f"best_{key}", best["metrics"][key])
+    for k, v in tags.items():
+        _retry(client.set_tag, parent_id, k, v)
+    for f in files:
+        _retry(client.log_artifact, parent_id, str(f))
+    status = "FINISHED" if best is not None else "FAILED"
+    _retry(client.set_terminated, parent_id, status, end_time=int(time.time() * 1000))
+
+
+def list_runs(uri: str, experiment: str, parent_id: str | None = None,
+              sort: str | None = None, ascending: bool = True, limit: int = 50) -> list[dict[str, Any]]:
+    """Runs of an experiment (or the children of one sweep), sorted by a metric when given."""
+    client = _client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = ", ".join(e.name for e in client.search_experiments()) or "none yet"
+        raise DlxError(f"no experiment {experiment!r} in {uri} (experiments: {names}): "
+                       "pass --experiment NAME")
+    filters = f"tags.`{PARENT_TAG}` = '{parent_id}'" if parent_id else ""
+    order = [f"metrics.`{sort}` {'ASC' if ascending else 'DESC'}"] if sort else None
+    runs = client.search_runs([exp.experiment_id], filter_string=filters, order_by=order,
+                              max_results=limit)
+    return [_row(r) for r in runs]
+
+
+def get_run(uri: str, run_id: str) -> dict[str, Any]:
+    client = _client(uri)
+    try:
+        return _row(client.get_run(run_id))
+    except MlflowException as e:
+        raise DlxError(f"no run {run_id!r} in {uri}: pass a run id from `dlx runs`") from e
+
+
+def output_dir_of(uri: str, run_id: str) -> str | None:
+    """The Hydra run dir a run was tagged with (dlx.output_dir); None if no such run."""
+    try:
+        return _client(uri).get_run(run_id).data.tags.get("dlx.output_dir")
+    except MlflowException:
         return None
-    return {"run_id": best.info.run_id, "run_name": best.info.run_name,
-            "score": best.data.metrics[monitor], "n_children": len(children)}
+
+
+def find_runs(uri: str, tag: tuple[str, str] | None = None, name: str | None = None,
+              ) -> list[dict[str, Any]]:
+    """Runs in any experiment with a tag value or a run name."""
+    client = _client(uri)
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    if tag:
+        filters = f"tags.`{tag[0]}` = '{tag[1]}'"
+    else:
+        filters = f"attributes.run_name = '{name}'"
+    return [_row(r) for r in client.search_runs(exp_ids, filter_string=filters, max_results=100)]
+
+
+def load_text_artifact(uri: str, run_id: str, path: str) -> str | None:
+    _client(uri)
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+def log_to_run(uri: str, run_id: str, metrics: dict[str, float], data: dict, path: str) -> None:
+    """Attach results computed after the fact (`dlx eval --log`) to a finished run."""
+    client = _client(uri)
+    for k, v in metrics.items():
+        _retry(client.log_metric, run_id, k, v)
+    _retry(client.log_dict, run_id, data, path)
+
+
+def log_files_to_run(uri: str, run_id: str, files: list[Path], folder: str | None = None) -> None:
+    client = _client(uri)
+    for f in files:
+        _retry(client.log_artifact, run_id, str(f), folder)
+
+
+def load_json_artifact(uri: str, run_id: str, path: str) -> dict | None:
+    """A JSON artifact of a run (e.g. classification_report.json), or None if it has none."""
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+def _row(r) -> dict[str, Any]:
+    return {"run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
+            "start_time": r.info.start_time, "end_time": r.info.end_time,
+            "params": dict(r.data.params), "metrics": dict(r.data.metrics), "tags": dict(r.data.tags)}
+
+
+def _retry(fn, *args, **kwargs):
+    """Call a store write, retrying while another process holds the SQLite write lock."""
+    for attempt in range(10):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - MlflowException or sqlalchemy OperationalError
+            if "locked" not in str(e) or attempt == 9:
+                raise
+            time.sleep(0.05 * 2**attempt)
 
 
 # ------------------------------------------------------------------------------ reading
-def load_model(model_uri: str):
-    return mlflow.pytorch.load_model(model_uri)
+def load_model(uri: str, model_uri: str):
+    """The model a run logged, loaded back from the store at `uri`."""
+    _client(uri)
+    try:
+        return mlflow.pytorch.load_model(model_uri)
+    except MlflowException as e:
+        raise DlxError(f"cannot load the model {model_uri} from {uri}: {e.message}") from e
 
 
-def ui_command(uri: str, host: str, port: int) -> list[str]:
-    """The command line that serves MLflow's UI over `uri`."""
+def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line (and environment) that serves MLflow's UI over `uri`: one worker and no
+    GenAI job runners, which dlx does not use and which triple the start-up time."""
     import sys
 
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-            "--host", host, "--port", str(port)]
+            "--host", host, "--port", str(port), "--workers", "1"], env
 
 
 __all__ = ["Run", "RunStatus", "resolve_uri", "is_local", "start_parent", "finish_parent",
-           "load_model", "ui_command"]
+           "load_model", "ui_command", "children", "output_dir_of",
+           "list_runs", "get_run", "load_json_artifact", "find_runs", "load_text_artifact",
+           "log_to_run", "log_files_to_run"]

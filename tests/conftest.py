@@ -16,7 +16,8 @@ FAST = ["trainer.progress=false", "tracking.log_model=false"]
 class Dlx:
     def __init__(self, cwd: Path):
         self.cwd = cwd
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # one thread per dlx process: the tests' models are small, and threads only contend
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.env.pop("MLFLOW_TRACKING_URI", None)
         self.env.pop("HYDRA_FULL_ERROR", None)
 
@@ -36,8 +37,10 @@ class Dlx:
         return f"sqlite:///{self.cwd / 'mlflow.db'}"
 
     def client(self):
+        import mlflow
         from mlflow.tracking import MlflowClient
 
+        mlflow.set_tracking_uri(self.uri)  # so models:/ URIs resolve against this store too
         return MlflowClient(self.uri)
 
     def runs(self, experiment: str = "dlx"):
@@ -51,3 +54,9 @@ class Dlx:
 @pytest.fixture
 def dlx(tmp_path: Path) -> Dlx:
     return Dlx(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_dlx(tmp_path_factory) -> Dlx:
+    """One working directory (and store) shared by the tests of a module."""
+    return Dlx(tmp_path_factory.mktemp("shared"))

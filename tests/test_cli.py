@@ -20,9 +20,11 @@ def test_help_does_not_import_torch_mlflow_or_hydra():
 
 def test_train_help_lists_groups_and_options(dlx):
     out = dlx("train", "--help").stdout
-    assert "model: cnn, linear, logistic, mlp" in out
-    assert "optimizer: adagrad, adam, adamw, rmsprop, sgd" in out
-    assert "dataset: digits, synthetic_linear, synthetic_logistic" in out
+    section = out.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    groups = dict(line.split(": ", 1) for line in section.splitlines() if ": " in line)
+    assert {"cnn", "linear", "logistic", "mlp", "lstm"} <= set(groups["model"].split(", "))
+    assert groups["optimizer"] == "adagrad, adam, adamw, rmsprop, sgd"
+    assert {"digits", "synthetic_linear", "mnist", "csv"} <= set(groups["dataset"].split(", "))
     assert "schema" not in out  # validation schemas are not user-facing options
 
 
@@ -32,3 +34,14 @@ def test_cfg_job_prints_the_composed_config_without_training(dlx):
     assert "_target_: torch.optim.SGD" in proc.stdout
     assert "lr: 0.05" in proc.stdout
     assert not (dlx.cwd / "mlflow.db").exists()
+
+
+def test_config_list_and_show(dlx):
+    listing = dlx("config", "list").stdout
+    assert "scikit-learn's bundled 8x8 handwritten digits" in listing
+    assert "torch.optim" not in listing or "adam" in listing
+    shown = dlx("config", "show", "model=mlp", "optimizer.lr=0.05").stdout
+    assert "dlx.models.mlp.MLP" in shown and "0.05" in shown
+    bad = dlx("config", "show", "optimizer.lr=-1", check=False)
+    assert bad.returncode == 1 and bad.stderr.strip() == (
+        "dlx: error: invalid config: optimizer.lr=-1.0 must be > 0")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 BAD = [
-    (["model=nope"], "Available options in 'model': cnn, linear, logistic, mlp"),
+    (["model=nope"], "Could not find 'model/nope'; Available options in 'model': autoencoder, cnn,"),
     (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be > 0"),
     (["trainer.device=tpu"], "trainer.device=tpu is not one of auto, cpu, cuda, cuda:N"),
     (["trainer.epochs=abc"], "trainer.epochs"),

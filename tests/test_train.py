@@ -37,6 +37,15 @@ def test_default_cnn_on_digits_is_accurate_and_fully_recorded(dlx):
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "overrides.txt", "classification_report.json"} <= artifacts
+    figures = {a.path: a for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert set(figures) == {"plots/learning_curves.png", "plots/confusion_matrix.png"}
+    from PIL import Image
+
+    for name, size in (("learning_curves", (900, 340)), ("confusion_matrix", (600, 600))):
+        png = client.download_artifacts(run.info.run_id, f"plots/{name}.png", str(dlx.cwd))
+        image = Image.open(png)
+        assert image.size == size, (name, image.size)
+        assert len(set(image.convert("L").getdata())) > 10  # drawn on, not blank
 
     # the logged model loads back and predicts the digits
     import mlflow.pytorch

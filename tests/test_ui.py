@@ -19,7 +19,7 @@ def test_ui_serves_the_project_store_on_loopback(dlx):
     proc = subprocess.Popen([sys.executable, "-m", "dlx", "ui", "--port", str(port)], cwd=dlx.cwd,
                             env=dlx.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 180
         body = None
         while time.time() < deadline and body is None:
             try:

@@ -12,15 +12,18 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-TASKS = ("regression", "binary", "multiclass")
+from dlx.errors import DataError
+
+TASKS = ("regression", "binary", "multiclass", "reconstruction")
 
 
 @dataclass(frozen=True)
 class Spec:
-    task: str  # regression | binary | multiclass
+    task: str  # regression | binary | multiclass | reconstruction (targets = inputs)
     input_shape: tuple[int, ...]  # one sample, e.g. (1, 8, 8) or (2,)
     num_outputs: int  # classes for multiclass, 1 for binary, targets for regression
     class_names: tuple[str, ...] = ()
+    vocab_size: int = 0  # > 0: inputs are int64 token ids (0 = <pad>, 1 = <unk>); 0: not tokens
 
     @property
     def is_classification(self) -> bool:
@@ -39,9 +42,31 @@ class Bundle:
     # applied on the device to every batch: (x, train) -> float x. Lets a dataset keep uint8
     # images on the device and scale/augment per batch. None: x is used as stored.
     transform: Callable[[torch.Tensor, bool], torch.Tensor] | None = None
+    # for cross-validation: (train rows, val rows or None) -> a Bundle whose train/val are those
+    # rows of train+val (train first, then val) with preprocessing refitted on the new train rows
+    # (CSV scalers, IMDB vocab). None: the stored tensors are simply sliced.
+    resplit: Callable[[np.ndarray, np.ndarray | None], "Bundle"] | None = None
+
+    # for `dlx predict`: a user's input file (CSV, image or folder, text) -> model inputs, stored
+    # the way the splits are (before `transform`). None: the dataset cannot read new inputs.
+    encode: Callable[[Any], torch.Tensor] | None = None
 
     def batch(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         return x if self.transform is None else self.transform(x, train)
+
+    def for_reconstruction(self) -> "Bundle":
+        """The same rows with targets = inputs (after the batch transform), task reconstruction:
+        what an autoencoder trains on. The labels are dropped."""
+        def recon(s):
+            if s is None:
+                return None
+            x = torch.cat([self.batch(s[0][i : i + 4096], False) for i in range(0, len(s[0]), 4096)])
+            return x, x
+        spec = replace(self.spec, task="reconstruction", num_outputs=int(np.prod(self.spec.input_shape)),
+                       class_names=())
+        resplit = None if self.resplit is None else (lambda *rows: self.resplit(*rows).for_reconstruction())
+        return replace(self, spec=spec, train=recon(self.train), val=recon(self.val),
+                       test=recon(self.test), transform=None, resplit=resplit)
 
     def to(self, device: torch.device) -> "Bundle":
         """Move every split onto `device` once; batches are then sliced there."""
@@ -69,7 +94,7 @@ def split(
             x_rest, y_rest, test_size=val_fraction, random_state=seed, stratify=stratify
         )
         val = (x_val, y_val)
-    as_t = lambda a, b: (_features(a), _targets(b, spec))  # noqa: E731
+    as_t = lambda a, b: (_features(a, spec), _targets(b, spec))  # noqa: E731
     return Bundle(
         spec,
         as_t(x_rest, y_rest),
@@ -79,8 +104,10 @@ def split(
     )
 
 
-def _features(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+def _features(x: np.ndarray, spec: Spec | None = None) -> torch.Tensor:
+    """float32 features, or int64 token ids when the Spec says the inputs are tokens."""
+    dtype = torch.int64 if spec is not None and spec.vocab_size > 0 else torch.float32
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
 
 
 def _targets(y: np.ndarray, spec: Spec) -> torch.Tensor:
@@ -88,3 +115,24 @@ def _targets(y: np.ndarray, spec: Spec) -> torch.Tensor:
         return torch.as_tensor(y, dtype=torch.long)
     y = torch.as_tensor(y, dtype=torch.float32)
     return y.reshape(len(y), -1)  # (N, outputs) for BCE-with-logits and MSE
+
+
+def holdout(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int,
+            stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of the row indices `rows` into (kept, held out), stratified on y[rows] for
+    classification; both sorted, so each split keeps the file order. fraction 0: nothing held."""
+    if fraction <= 0:
+        return np.sort(rows), rows[:0]
+    try:
+        kept, held = train_test_split(rows, test_size=fraction, random_state=seed,
+                                      stratify=y[rows] if stratify else None)
+    except ValueError as e:  # too few rows, or a class too small to stratify
+        raise DataError(f"cannot hold out {fraction:g} of {len(rows)} rows"
+                        f"{' stratified by class' if stratify else ''}: {e} "
+                        "(use more data or change dataset.test_fraction/val_fraction)") from e
+    return np.sort(kept), np.sort(held)
+
+
+def targets(y: np.ndarray, spec: Spec) -> torch.Tensor:
+    """Labels as the loss wants them: long (N,) for multiclass, float (N, 1) otherwise."""
+    return _targets(y, spec)

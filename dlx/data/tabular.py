@@ -1,10 +1,20 @@
-"""Tabular and small bundled datasets."""
+"""Tabular and small bundled datasets: scikit-learn's digits, and CSV files with scikit-learn
+preprocessing fitted on the train split only."""
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+import tempfile
+from pathlib import Path
 
-from dlx.data.bundle import Spec
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+
+from dlx.data.bundle import Bundle, Spec, holdout, targets
+from dlx.errors import ConfigError, DataError
 
 
 def digits(cfg) -> tuple[np.ndarray, np.ndarray, Spec]:
@@ -14,3 +24,272 @@ def digits(cfg) -> tuple[np.ndarray, np.ndarray, Spec]:
     d = load_digits()
     x = (d.images / 16.0).astype(np.float32)[:, None, :, :]
     return x, d.target.astype(np.int64), Spec("multiclass", (1, 8, 8), 10, tuple(map(str, range(10))))
+
+
+# ------------------------------------------------------------------------------------ csv
+def csv(cfg) -> Bundle:
+    """A CSV table: `dataset.target` is the label, every other column a feature. Rows are split
+    train/val/test (seeded, stratified for classification) before anything is fitted; the
+    scikit-learn preprocessing is fitted on the train rows only, logged as preprocessing.json
+    (columns and fitted values) and preprocessing.joblib (the Pipeline, for predict)."""
+    df, y, task, classes, unlabeled = _read_csv(cfg)
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c])]
+    categorical = [c for c in df.columns if c not in numeric]
+    dropped = {"missing_target": unlabeled}  # rows left out, by reason
+    if cfg.missing == "drop":  # a row-wise filter, fitted on nothing: done before the split
+        keep = df.notna().all(axis=1).to_numpy()
+        dropped["missing_features"] = int((~keep).sum())
+        df, y = df[keep], y[keep]
+        if len(df) == 0:
+            raise DataError(f"{cfg.path}: every row has a missing value, so dataset.missing=drop "
+                            "leaves nothing: use dataset.missing=mean (or median, ...)")
+    stratify = task != "regression"
+    rest, test = holdout(np.arange(len(y)), y, cfg.test_fraction, cfg.split_seed, stratify)
+    train, val = holdout(rest, y, cfg.val_fraction, cfg.split_seed, stratify)
+    rest = np.concatenate([train, val])  # train+val in Bundle order, for resplit
+    spec_task = task if task == "regression" else ("binary" if len(classes) == 2 else "multiclass")
+
+    def make(train: np.ndarray, val: np.ndarray | None) -> Bundle:
+        train, val = np.sort(train), None if val is None else np.sort(val)  # file order: interpolate
+        fences, n_out = None, 0
+        if cfg.outliers == "iqr" and numeric:  # train rows outside the fences are dropped
+            fences = Fences("iqr", cfg.iqr_factor).fit(df.iloc[train][numeric])
+            keep = fences.inside(df.iloc[train][numeric])
+            n_out, train = int((~keep).sum()), train[keep]
+        elif cfg.outliers == "clip" and numeric:
+            fences = Fences("zscore", cfg.z_threshold)  # fitted with the pipeline
+        pipe = _pipeline(cfg, numeric, categorical, spec_task, fences)
+        try:
+            pipe.fit(df.iloc[train], y[train])
+        except ValueError as e:  # e.g. no feature above the variance threshold
+            raise DataError(f"{cfg.path}: preprocessing failed on the train split: {e}") from e
+        names = [str(n) for n in pipe.get_feature_names_out()]
+        spec = Spec(spec_task, (len(names),), len(classes) if spec_task == "multiclass" else 1,
+                    tuple(classes))
+        pick = lambda rows: (torch.from_numpy(pipe.transform(df.iloc[rows]).astype(np.float32)),  # noqa: E731
+                             targets(y[rows], spec))
+        described = _describe(pipe, cfg, numeric, categorical, names, classes, spec_task)
+        # which data rows of the file (0 = the first after the header) went where
+        file_rows = lambda r: df.index[r].tolist()  # noqa: E731
+        splits = {"train": file_rows(train), "val": [] if val is None else file_rows(val),
+                  "test": file_rows(test), "dropped": {**dropped, "outliers_train": n_out}}
+        saved = Path(tempfile.mkdtemp(prefix="dlx-csv-")) / "preprocessing.joblib"
+        joblib.dump(pipe, saved)
+        return Bundle(
+            spec, pick(train), pick(val) if val is not None and len(val) else None, pick(test),
+            info={"n_train": len(train), "n_val": 0 if val is None else len(val),
+                  "n_test": len(test), "task": spec_task, "n_features": len(names),
+                  "columns": {"numeric": numeric, "categorical": categorical,
+                              "target": cfg.target}},
+            artifacts={"preprocessing.json": described, "preprocessing.joblib": saved,
+                       "splits.json": splits},
+            resplit=lambda a, b: make(rest[a], None if b is None else rest[b]),
+        )
+
+    return make(train, val)
+
+
+def _read_csv(cfg):
+    """The table's features (a DataFrame), integer labels or float targets, the task and the
+    class names; every problem with the file is one DataError naming the fix."""
+    if not cfg.path:
+        raise ConfigError("dataset.path is not set: dataset=csv needs dataset.path=<file.csv>")
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: set dataset.path to a CSV file")
+    try:
+        df = pd.read_csv(path, encoding=cfg.encoding, skipinitialspace=True)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"{path} is empty: a CSV needs a header row and data rows") from e
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is malformed ({str(e).strip()}): every row needs as many fields "
+                        "as the header") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not {cfg.encoding} text (byte {e.start}): re-save it as UTF-8 "
+                        "or set dataset.encoding (e.g. latin-1)") from e
+    if len(df) == 0:
+        raise DataError(f"{path} has a header but no data rows")
+    if cfg.target not in df.columns:
+        raise DataError(f"{path} has no column '{cfg.target}' (dataset.target): its columns are "
+                        f"{', '.join(map(str, df.columns))}; set dataset.target=<one of them>")
+    y = df.pop(cfg.target)
+    if df.shape[1] == 0:
+        raise DataError(f"{path} has only the target column '{cfg.target}': no features")
+    keep = y.notna().to_numpy()  # rows without a label cannot be trained or scored
+    df, y = df[keep], y[keep]  # df keeps the file's row numbers as its index
+    unlabeled = int((~keep).sum())
+    task = cfg.task if cfg.task != "auto" else _infer_task(y, cfg.max_classes)
+    if task == "regression":
+        values = pd.to_numeric(y, errors="coerce")
+        if values.isna().any():
+            bad = y[values.isna()].iloc[0]
+            raise DataError(f"{path}: target column '{cfg.target}' holds non-numeric values "
+                            f"(e.g. {bad!r}) but the task is regression: fix the column or set "
+                            "dataset.task=classification")
+        return df, values.to_numpy(np.float32), task, (), unlabeled
+    classes, codes = np.unique(y.to_numpy() if _is_number(y) else y.astype(str).to_numpy(),
+                               return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"{path}: target column '{cfg.target}' has one value ({classes[0]}): "
+                        "a classifier needs 2 or more classes")
+    return df, codes.astype(np.int64), task, tuple(_label(c) for c in classes), unlabeled
+
+
+def _is_number(y) -> bool:
+    return pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+
+
+def _label(value) -> str:
+    """A class name: 1.0 -> "1", "cat" -> "cat"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _infer_task(y, max_classes: int) -> str:
+    """Text or few distinct values (at most max_classes, all integers) -> classification;
+    other numbers -> regression."""
+    if not _is_number(y):
+        return "classification"
+    values = y.unique()
+    integral = np.all(np.mod(values.astype(float), 1) == 0)
+    return "classification" if integral and len(values) <= max_classes else "regression"
+
+
+class Fences(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Per-column outlier fences learned from the rows it is fitted on (missing values ignored);
+    transform clips values to them. zscore: mean +- factor*std; iqr: Q1 - factor*IQR and
+    Q3 + factor*IQR (Tukey's fences)."""
+
+    def __init__(self, method: str = "zscore", factor: float = 3.0):
+        self.method, self.factor = method, factor
+
+    def fit(self, X, y=None):
+        X = np.asarray(X, dtype=float)
+        if self.method == "iqr":
+            q1, q3 = np.nanquantile(X, 0.25, axis=0), np.nanquantile(X, 0.75, axis=0)
+            self.lower_, self.upper_ = q1 - self.factor * (q3 - q1), q3 + self.factor * (q3 - q1)
+        else:
+            mean, std = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+            self.lower_, self.upper_ = mean - self.factor * std, mean + self.factor * std
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
+
+    def inside(self, X) -> np.ndarray:
+        """Rows whose every present value lies within the fences."""
+        X = np.asarray(X, dtype=float)
+        return (np.isnan(X) | ((X >= self.lower_) & (X <= self.upper_))).all(axis=1)
+
+
+def interpolate(X):
+    """Linear interpolation down each column, in file order (pandas' DataFrame.interpolate)."""
+    return pd.DataFrame(np.asarray(X, dtype=float)).interpolate(limit_direction="both").to_numpy()
+
+
+def _pipeline(cfg, numeric: list[str], categorical: list[str], task: str, fences):
+    """The scikit-learn Pipeline the config describes: numbers clipped to the outlier fences,
+    imputed and scaled, text columns imputed and one-hot encoded, then feature selection.
+    IQR fences come fitted already (they chose the train rows): frozen, not refitted."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_selection import (
+        SelectKBest,
+        VarianceThreshold,
+        mutual_info_classif,
+        mutual_info_regression,
+    )
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        MinMaxScaler,
+        OneHotEncoder,
+        StandardScaler,
+    )
+
+    num = []
+    if fences is not None:
+        num.append(("clip", FrozenEstimator(fences) if cfg.outliers == "iqr" else fences))
+    if cfg.missing == "interpolate":  # then the train mean fills what interpolation cannot
+        num.append(("interpolate", FunctionTransformer(interpolate, feature_names_out="one-to-one")))
+    strategy = cfg.missing if cfg.missing in ("mean", "median", "most_frequent") else "mean"
+    num.append(("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)))
+    if cfg.scaling != "none":
+        num.append(("scale", MinMaxScaler() if cfg.scaling == "minmax" else StandardScaler()))
+    cat = [("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
+           ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]
+    columns = ColumnTransformer([("num", Pipeline(num), numeric), ("cat", Pipeline(cat), categorical)],
+                                verbose_feature_names_out=False)
+    if cfg.feature_selection == "variance":
+        select = VarianceThreshold(cfg.variance_threshold)
+    elif cfg.feature_selection == "kbest":
+        score = mutual_info_regression if task == "regression" else mutual_info_classif
+        select = SelectKBest(functools.partial(score, random_state=cfg.split_seed), k=cfg.k_best)
+    else:
+        select = "passthrough"
+    return Pipeline([("columns", columns), ("select", select)])
+
+
+def _describe(pipe, cfg, numeric, categorical, names, classes, task) -> dict:
+    """The fitted preprocessing as JSON: what each step learned from the train rows."""
+    num = pipe.named_steps["columns"].named_transformers_["num"].named_steps
+    cat = pipe.named_steps["columns"].named_transformers_["cat"].named_steps
+    per = lambda values: {c: float(v) for c, v in zip(numeric, values)}  # noqa: E731
+    out = {"path": str(cfg.path), "target": cfg.target, "task": task, "classes": list(classes),
+           "numeric_columns": numeric, "categorical_columns": categorical, "features": names,
+           "missing": cfg.missing, "outliers": cfg.outliers, "scaling": cfg.scaling,
+           "feature_selection": cfg.feature_selection, "fitted": {}}
+    fitted = out["fitted"]
+    if numeric:
+        fitted["impute"] = per(num["impute"].statistics_)
+    if "clip" in num:  # values outside are clipped; with iqr, train rows outside were dropped
+        fitted["fences"] = {c: [float(lo), float(hi)] for c, lo, hi
+                            in zip(numeric, num["clip"].lower_, num["clip"].upper_)}
+    if "scale" in num and cfg.scaling == "standard":
+        fitted["scale"] = {"mean": per(num["scale"].mean_), "std": per(num["scale"].scale_)}
+    elif "scale" in num:
+        fitted["scale"] = {"min": per(num["scale"].data_min_), "max": per(num["scale"].data_max_)}
+    if categorical:
+        fitted["impute_categorical"] = {c: str(v) for c, v in zip(categorical, cat["impute"].statistics_)}
+        fitted["one_hot"] = {c: [str(v) for v in cats]
+                             for c, cats in zip(categorical, cat["one_hot"].categories_)}
+    if cfg.feature_selection != "none":
+        fitted["selected"] = names
+    return out
+
+
+def digits_columns() -> list[str]:
+    """The 64 pixel columns of scikit-learn's digits frame: pixel_0_0 ... pixel_7_7."""
+    return [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+
+
+def encode_digits(path) -> "torch.Tensor":
+    """A CSV with the digits' 64 pixel columns (values 0..16) -> 1x8x8 images in [0, 1]."""
+    import torch
+
+    from dlx.errors import DataError
+
+    frame = _read_user_csv(path)
+    missing = [c for c in digits_columns() if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} lacks {len(missing)} of the digits' 64 pixel columns "
+                        f"(e.g. {', '.join(missing[:3])}): expected pixel_0_0 ... pixel_7_7")
+    values = frame[digits_columns()].to_numpy(dtype=np.float32) / 16.0
+    return torch.as_tensor(values.reshape(-1, 1, 8, 8))
+
+
+def _read_user_csv(path):
+    import pandas as pd
+
+    from dlx.errors import DataError
+
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError as e:
+        raise DataError(f"no file {path}: pass the path of a CSV to predict on") from e
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path} as CSV: {str(e).splitlines()[0]}") from e

@@ -14,6 +14,9 @@ class Linear(nn.Module):
 
     def __init__(self, spec):
         super().__init__()
+        if spec.vocab_size:
+            raise ConfigError("model=linear/logistic needs numeric features, the dataset gives token "
+                              "ids: use model=rnn, lstm, gru or transformer")
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(math.prod(spec.input_shape), spec.num_outputs)
 

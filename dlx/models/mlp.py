@@ -1,4 +1,4 @@
-"""Fully-connected network with a selectable activation."""
+"""Fully-connected network with a selectable activation and optional batch normalization."""
 
 from __future__ import annotations
 
@@ -6,19 +6,43 @@ import math
 
 from torch import nn
 
+from dlx.errors import ConfigError
+
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"model.activation={name} is not one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def dense_layers(width: int, hidden_sizes, act: str, batchnorm: bool = False) -> tuple[list, int]:
+    """Linear [-> BatchNorm] -> activation -> Dropout(p=0) per hidden size; returns (layers, width).
+    The Dropout modules are the dropout regularizer's sites (it sets their p)."""
+    layers: list[nn.Module] = []
+    for h in hidden_sizes:
+        if h <= 0:
+            raise ConfigError(f"model.hidden_sizes={list(hidden_sizes)} must hold sizes > 0")
+        layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batchnorm else []), activation(act),
+                   nn.Dropout(0.0)]
+        width = h
+    return layers, width
+
+
 class MLP(nn.Module):
-    def __init__(self, spec, hidden_sizes=(128, 64), activation="relu"):
+    """Flatten -> [Linear -> (BatchNorm) -> activation -> Dropout] x len(hidden_sizes) -> Linear.
+
+    With hidden_sizes=[h] and activation=sigmoid this is the source's hand-written sigmoid network
+    (the output's sigmoid/softmax lives in the loss)."""
+
+    def __init__(self, spec, hidden_sizes=(128, 64), activation="relu", batchnorm=False):
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(spec.input_shape)
-        for h in hidden_sizes:
-            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
-            width = h
-        layers.append(nn.Linear(width, spec.num_outputs))
-        self.net = nn.Sequential(*layers)
+        if spec.vocab_size:
+            raise ConfigError("model=mlp needs numeric features, the dataset gives token ids: "
+                              "use model=rnn, lstm, gru or transformer")
+        layers, width = dense_layers(math.prod(spec.input_shape), hidden_sizes, activation, batchnorm)
+        self.net = nn.Sequential(nn.Flatten(), *layers, nn.Linear(width, spec.num_outputs))
 
     def forward(self, x):
         return self.net(x)

@@ -1,19 +1,26 @@
 """The fit loop: device-resident batches, one validation pass per epoch, metrics synced per epoch.
 
-Read top to bottom: shuffle -> forward -> loss -> backward -> step -> (epoch end) read metrics
-once -> validate -> report/log.
+Read top to bottom, per epoch: lr -> (per batch) forward/backward -> clip -> step -> (epoch end)
+read metrics once -> validate -> best/stop -> checkpoint -> report/log -> stop.
+Everything beyond the plain loop is a keyword argument that is off by default, so
+`fit(model, optimizer, data, epochs, batch_size, seed)` is plain mini-batch training.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import torch
 from torch import nn
 
 from dlx.data import Bundle
-from dlx.errors import TrainingError
+from dlx.errors import ConfigError, TrainingError
+from dlx.training.checkpoint import Checkpointer
 from dlx.training.metrics import correct, evaluate, loss_fn
+from dlx.training.regularizers import EarlyStopping
+from dlx.training.schedulers import Schedule
 
 
 class Callback:
@@ -24,6 +31,42 @@ class Callback:
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
 
 
+class History(list):
+    """Per-epoch metrics (one dict per epoch, index 0 = epoch 1), plus how training ended."""
+
+    best_epoch: int | None = None  # the best epoch by the monitored metric (None: no val split)
+    stopped_epoch: int | None = None  # the epoch early stopping ended training at (None: it didn't)
+    final_epoch: int | None = None  # the epoch whose weights the model holds at the end
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The metrics of the weights the model ends with (the best epoch's when restored)."""
+        return self[self.final_epoch - 1] if self.final_epoch else {}
+
+
+def configure(deterministic: bool, precision: str = "fp32", device=None) -> None:
+    """Process-wide set-up before anything is built: trainer.deterministic (deterministic kernels
+    everywhere; an op without one raises) and a check that trainer.precision fits the device."""
+    if device is not None:
+        autocast(precision, torch.device(device))  # fp16 on a CPU: a ConfigError now, not mid-run
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it, before init
+        torch.backends.cudnn.benchmark = False
+    if deterministic != torch.are_deterministic_algorithms_enabled():  # the call imports dynamo
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def autocast(precision: str, device: torch.device):
+    """The forward pass's autocast context for trainer.precision (fp32: none)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"trainer.precision=fp16 needs a CUDA device (this run is on {device}): "
+                          "use trainer.precision=bf16 or fp32")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -32,7 +75,16 @@ def fit(
     batch_size: int,
     seed: int,
     callbacks: list[Callback] = (),
-) -> list[dict[str, float]]:
+    *,
+    penalty=None,  # () -> tensor added to every batch's loss (l1/l2); None: none
+    early_stopping: EarlyStopping | None = None,  # tracks the best epoch; stops when it says so
+    schedule: Schedule | None = None,  # the lr schedule; None: constant lr
+    grad_clip: float = 0.0,  # max global grad norm; 0: no clipping
+    precision: str = "fp32",  # fp32 | bf16 | fp16 (CUDA, with a grad scaler)
+    compile: bool = False,  # train through torch.compile(model)
+    checkpoints: Checkpointer | None = None,  # writes last.pt / best.pt; None: no checkpoints
+    resume: dict | None = None,  # a checkpoint's state: go on from its epoch + 1
+) -> History:
     """Train `model` on data.train (already on its device); return per-epoch metrics."""
     task = data.spec.task
     criterion = loss_fn(task)
@@ -40,44 +92,128 @@ def fit(
     n, device = len(x), x.device
     steps = math.ceil(n / batch_size)
     shuffle = torch.Generator(device=device).manual_seed(seed)
-    history = []
-    for epoch in range(1, epochs + 1):
-        for cb in callbacks:
-            cb.on_epoch_start(epoch, epochs, steps)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        n_correct = torch.zeros((), device=device, dtype=torch.long)
-        perm = torch.randperm(n, device=device, generator=shuffle)
-        for step in range(steps):
-            # batch: a slice of the permutation, gathered on the device (no host copy)
-            idx = perm[step * batch_size : (step + 1) * batch_size]
-            xb, yb = data.batch(x[idx], train=True), y[idx]
-            # forward / backward / step
-            out = model(xb)
-            loss = criterion(out, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            # running sums stay on the device until the epoch ends
-            loss_sum += loss.detach() * len(idx)
-            if task != "regression":
-                n_correct += correct(out.detach(), yb, task)
-            for cb in callbacks:
-                cb.on_batch_end(step)
+    schedule = schedule or Schedule()
+    amp = autocast(precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    forward = torch.compile(model) if compile else model
+    history = History()
 
-        # epoch end: one sync for the training metrics, then a validation pass
-        metrics = {"train_loss": loss_sum.item() / n}
-        if not math.isfinite(metrics["train_loss"]):
-            raise TrainingError(
-                f"loss became {metrics['train_loss']} in epoch {epoch}: the learning rate is "
-                "probably too high (lower optimizer.lr)"
-            )
-        if task != "regression":
-            metrics["train_accuracy"] = n_correct.item() / n
-        if data.val is not None:
-            val, _ = evaluate(model, *data.val, task, batch_size, data.transform)
-            metrics.update({f"val_{k}": v for k, v in val.items()})
-        history.append(metrics)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, metrics)
+    def state() -> dict:
+        """Everything that makes epoch `done + 1` run as if training had never stopped."""
+        return {
+            "epoch": done, "history": list(history),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+            "early_stopping": early_stopping.state_dict() if early_stopping else None,
+            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+        }
+
+    done = 0  # epochs completed
+    if resume is not None:
+        done = _restore(resume, model, optimizer, schedule, scaler, early_stopping, shuffle, device)
+        history.extend(resume["history"])
+        if checkpoints:
+            checkpoints.saved_epoch = done
+        if early_stopping is not None and early_stopping.should_stop:  # it had already stopped
+            history.stopped_epoch, epochs = done, done
+
+    try:
+        for epoch in range(done + 1, epochs + 1):
+            for cb in callbacks:
+                cb.on_epoch_start(epoch, epochs, steps)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts at (logged)
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            n_correct = torch.zeros((), device=device, dtype=torch.long)
+            first_bad = torch.full((), -1, device=device, dtype=torch.long)  # first non-finite batch
+            perm = torch.randperm(n, device=device, generator=shuffle)
+            for step in range(steps):
+                # batch: a slice of the permutation, gathered on the device (no host copy)
+                idx = perm[step * batch_size : (step + 1) * batch_size]
+                xb, yb = data.batch(x[idx], train=True), y[idx]
+                # forward / backward (the scaler only scales for fp16)
+                with amp:
+                    out = forward(xb)
+                    loss = criterion(out, yb)
+                total = loss if penalty is None else loss + penalty()
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(total).backward()
+                # clip, step, schedule
+                if grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.after_batch()
+                # running sums and the non-finite flag stay on the device until the epoch ends
+                total = total.detach()
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(total), step, first_bad)
+                loss_sum += loss.detach().float() * len(idx)
+                if data.spec.is_classification:
+                    n_correct += correct(out.detach(), yb, task)
+                for cb in callbacks:
+                    cb.on_batch_end(step)
+
+            # epoch end: one sync for the training metrics; a non-finite loss stops the run here,
+            # before anything is checkpointed, so last.pt stays the last good epoch
+            bad = int(first_bad)
+            if bad >= 0:
+                raise TrainingError(
+                    f"loss became non-finite in epoch {epoch}, batch {bad + 1}/{steps}: the "
+                    f"learning rate is probably too high: lower optimizer.lr (it was {lr:g})"
+                    f"{' or clip gradients, e.g. trainer.grad_clip=1.0' if not grad_clip else ''}"
+                )
+            metrics = {"train_loss": loss_sum.item() / n, "lr": lr}
+            if data.spec.is_classification:
+                metrics["train_accuracy"] = n_correct.item() / n
+            if data.val is not None:
+                val, _ = evaluate(model, *data.val, task, batch_size, data.transform)
+                metrics.update({f"val_{k}": v for k, v in val.items()})
+            history.append(metrics)
+            done = epoch
+
+            # best / stop, then the epoch-end lr step (plateau reads the monitored metric)
+            best = early_stopping.update(epoch, metrics, model) if early_stopping else False
+            stop = early_stopping is not None and early_stopping.should_stop
+            schedule.after_epoch(metrics)
+
+            # checkpoint before logging: a logged epoch is always on disk (with checkpoint_every=1)
+            if checkpoints:
+                checkpoints(state, epoch, best=best, final=stop or epoch == epochs)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, metrics)
+            if stop:
+                history.stopped_epoch = epoch
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the completed epochs on disk (only missing with checkpoint_every > 1;
+        # such a checkpoint carries the weights of the moment of the interrupt)
+        if checkpoints and done > checkpoints.saved_epoch:
+            checkpoints(state, done, best=False, final=True)
+        raise
+
+    # end: the best epoch's weights when early stopping restores them
+    history.best_epoch = early_stopping.best_epoch if early_stopping else None
+    restored = early_stopping.restore(model) if early_stopping else None
+    history.final_epoch = restored or len(history)
     return history
+
+
+def _restore(state, model, optimizer, schedule, scaler, early_stopping, shuffle, device) -> int:
+    """Load a checkpoint's state into the freshly built objects; return its epoch."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise TrainingError(f"the checkpoint does not fit this model/optimizer: "
+                            f"{str(e).splitlines()[0]}") from e
+    schedule.load_state_dict(state["schedule"])
+    scaler.load_state_dict(state["scaler"])
+    if early_stopping is not None and state["early_stopping"] is not None:
+        early_stopping.load_state_dict(state["early_stopping"])
+    torch.set_rng_state(state["rng"]["torch"])
+    shuffle.set_state(state["rng"]["shuffle"])
+    if device.type == "cuda" and state["rng"]["cuda"] is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    return state["epoch"]

@@ -1,0 +1,150 @@
+"""Shared by the benchmarks: MNIST-shaped data on disk, in-process `dlx.run.train` through Hydra's
+compose API (what `dlx train` runs), the machine's description and RESULTS.md sections.
+
+Needs only the installed project: no tests/ imports, no pytest, no network.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import statistics
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+BIN = Path(sys.executable).parent  # the venv's bin: its `dlx` is the one benchmarked
+
+
+# ------------------------------------------------------------------------------ data
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """uint8 array -> uncompressed IDX file (MNIST's format): magic 0x08<ndim>, then the dims."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">i", (0x08 << 8) | array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def mnist_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n learnable 28x28 uint8 images, 10 classes: noise plus a bright 7x7 blob whose position
+    (jittered by a pixel) encodes the class."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+    row, col = np.divmod(y.astype(int), 4)  # a 3x4 grid of blob positions, 10 used
+    top = np.clip(2 + row * 8 + rng.integers(-1, 2, n), 0, 21)
+    left = np.clip(1 + col * 7 + rng.integers(-1, 2, n), 0, 21)
+    r = top[:, None, None] + np.arange(7)[None, :, None]  # (n, 7, 1) rows of each blob
+    c = left[:, None, None] + np.arange(7)[None, None, :]  # (n, 1, 7) columns
+    x[np.arange(n)[:, None, None], r, c] += rng.integers(150, 196, (n, 7, 7), dtype=np.uint8)
+    return x, y
+
+
+def write_mnist(root: Path, n_train: int = 60_000, n_test: int = 10_000, seed: int = 0) -> Path:
+    """MNIST's raw IDX files under <root>/MNIST/raw, as torchvision reads them; returns root."""
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n, s in (("train", n_train, seed), ("t10k", n_test, seed + 1)):
+        x, y = mnist_like(n, s)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return Path(root)
+
+
+# ------------------------------------------------------------------------------ dlx in-process
+def compose(overrides: list[str], output_dir: Path):
+    """The config `dlx train OVERRIDES` would run, with Hydra's runtime set up as for a real run
+    (HydraConfig, output dir), so `dlx.run.train(cfg)` can be called in this process
+    (as lightning-hydra-template's tests call their train)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from dlx.cli import CONF_DIR
+    from dlx.config import register
+
+    register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):  # as Hydra's run_job: the task sees its config without the hydra node
+        del cfg["hydra"]
+    return cfg
+
+
+# ------------------------------------------------------------------------------ reporting
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=False).stdout.strip()
+        return out + ("+uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine(device: str = "cpu") -> str:
+    """One line: platform, CPU, cores, torch (and the GPU when the device is CUDA)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:  # the model name, on Linux
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [platform.platform(), f"{cpu}, {os.cpu_count()} cores",
+             f"Python {platform.python_version()}", f"torch {torch.__version__}",
+             f"{torch.get_num_threads()} torch threads"]
+    if device.startswith("cuda") and torch.cuda.is_available():
+        parts.append(f"GPU {torch.cuda.get_device_name(torch.device(device))}")
+    return "; ".join(parts)
+
+
+def header(device: str = "cpu") -> str:
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return f"Machine: {machine(device)}  \nDate: {date}; commit {commit()}"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(head: list[str], rows: list[list]) -> str:
+    """A Markdown table (also readable as printed text)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+_PREAMBLE = """# Benchmark results
+
+Written by `make bench` (the scripts in benchmarks/); each script replaces its own section.
+Targets are reported, not asserted. Numbers from a shared or busy machine are noisy: rerun on a
+quiet one before drawing conclusions.
+"""
+
+
+def record(title: str, body: str) -> None:
+    """Replace (or append) the section `## title` of benchmarks/RESULTS.md."""
+    text = RESULTS.read_text() if RESULTS.exists() else _PREAMBLE
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text)

@@ -1,0 +1,201 @@
+"""Image datasets: MNIST, Fashion-MNIST and CIFAR-10 through torchvision, and any ImageFolder.
+
+Pixels stay uint8 (N, C, H, W) on the training device, 1 byte per value; `ImageTransform` turns
+each batch into floats there (and augments training batches), so a float copy of the whole set is
+never made. MNIST and CIFAR-10 keep their published test split; the validation split is carved
+from train (seeded, stratified). An ImageFolder is split train/val/test like a table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlx.data.bundle import Bundle, Spec, holdout, targets
+from dlx.errors import ConfigError, DataError
+
+
+class ImageTransform:
+    """Bundle.transform for uint8 images, on their device: random crop from a zero-padded copy and
+    random horizontal flip (training batches only, drawn per image from torch's global RNG, which
+    trainer.seed seeds), then x/255 and, for normalize=standardize, (x - mean) / std per channel."""
+
+    def __init__(self, cfg, channels: int):
+        self.pad, self.hflip = cfg.crop_padding, cfg.hflip
+        self.stats = None
+        if cfg.normalize == "standardize":
+            mean, std = (_per_channel(cfg, k, channels) for k in ("mean", "std"))
+            self.stats = torch.tensor([mean, std]).view(2, 1, channels, 1, 1)
+        self._on: dict[torch.device, torch.Tensor] = {}  # the stats, copied once per device
+
+    def __call__(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and self.pad:
+            x = random_crop(x, self.pad)
+        if train and self.hflip:
+            x = random_hflip(x)
+        x = x.float() / 255
+        if self.stats is not None:
+            if x.device not in self._on:
+                self._on[x.device] = self.stats.to(x.device)
+            mean, std = self._on[x.device]
+            x = (x - mean) / std
+        return x
+
+
+def random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Each image of the batch cropped back to its size at a random offset of its zero-padded copy
+    (torchvision's RandomCrop(padding=pad), one offset per image, in one gather)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy, dx = (torch.randint(0, 2 * pad + 1, (n, 1, 1, 1), device=x.device) for _ in range(2))
+    rows = torch.arange(h, device=x.device).view(1, 1, h, 1) + dy
+    cols = torch.arange(w, device=x.device).view(1, 1, 1, w) + dx
+    i = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    k = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return padded[i, k, rows, cols]
+
+
+def random_hflip(x: torch.Tensor) -> torch.Tensor:
+    """Each image flipped left-right with probability 1/2."""
+    flip = torch.rand(len(x), device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def _per_channel(cfg, key: str, channels: int) -> list[float]:
+    values = list(getattr(cfg, key))
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise ConfigError(f"dataset.{key} has {len(values)} values but the images have {channels} "
+                          f"channel(s): give one value, or one per channel")
+    return values
+
+
+def _bundle(cfg, x: torch.Tensor, y: np.ndarray, classes, test=None) -> Bundle:
+    """uint8 images + int labels -> Bundle. `test`: a published (x, y) test split, kept as it is;
+    else dataset.test_fraction of the images is held out. Validation comes out of train."""
+    spec = Spec("multiclass", tuple(x.shape[1:]), len(classes), tuple(classes))
+    rows = np.arange(len(y))
+    if test is None:
+        rows, held = holdout(rows, y, cfg.test_fraction, cfg.split_seed, stratify=True)
+        test = (x[held], y[held])
+    train, val = holdout(rows, y, cfg.val_fraction, cfg.split_seed, stratify=True)
+    pick = lambda r: (x[torch.as_tensor(r)], targets(y[r], spec))  # noqa: E731
+    data = Bundle(spec, pick(train), pick(val) if len(val) else None,
+                  (test[0], targets(test[1], spec)), transform=ImageTransform(cfg, x.shape[1]))
+    n_bytes = sum(s[0].nbytes for s in (data.train, data.val, data.test) if s is not None)
+    data.info = {"n_train": len(train), "n_val": len(val), "n_test": len(test[1]),
+                 "image_shape": list(x.shape[1:]), "dtype": "uint8",
+                 "device_bytes": n_bytes}  # what stays on the device (labels aside)
+    return data
+
+
+# ------------------------------------------------------------------------ torchvision datasets
+def mnist(cfg) -> Bundle:
+    """MNIST (60k train + 10k test 1x28x28 digits) from <root>/MNIST/raw."""
+    return _mnist_family(cfg, "MNIST")
+
+
+def fashion_mnist(cfg) -> Bundle:
+    """Fashion-MNIST (same shapes as MNIST, 10 clothing classes) from <root>/FashionMNIST/raw."""
+    return _mnist_family(cfg, "FashionMNIST")
+
+
+def _mnist_family(cfg, name: str) -> Bundle:
+    from torchvision import datasets
+
+    cls = getattr(datasets, name)
+    raw = Path(cfg.root) / name / "raw"
+    files = [Path(url).stem for url, _ in cls.resources]  # the IDX files, unzipped
+    if not cfg.download and not all((raw / f).is_file() for f in files):
+        raise DataError(f"{name} not found under {raw}: set dataset.root to where it is, "
+                        "or dataset.download=true to fetch it")
+    splits = [_open(cls, cfg, name, raw, train) for train in (True, False)]
+    (x, y), (x_test, y_test) = ((d.data.unsqueeze(1), d.targets.numpy()) for d in splits)
+    classes = [c.split(" - ")[0] for c in cls.classes]  # MNIST's "0 - zero" -> "0"
+    return _bundle(cfg, x, y, classes, test=(x_test, y_test))
+
+
+def cifar10(cfg) -> Bundle:
+    """CIFAR-10 (50k train + 10k test 3x32x32 images) from <root>/cifar-10-batches-py."""
+    from torchvision.datasets import CIFAR10
+
+    base = Path(cfg.root) / CIFAR10.base_folder
+    files = [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
+    if not cfg.download and not all((base / f).is_file() for f in files):
+        raise DataError(f"CIFAR-10 not found under {base}: set dataset.root to where it is, "
+                        "or dataset.download=true to fetch it")
+    cls = CIFAR10 if cfg.verify else _unverified(CIFAR10)
+    train, test = (_open(cls, cfg, "CIFAR-10", base, flag) for flag in (True, False))
+    as_nchw = lambda d: torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return _bundle(cfg, as_nchw(train), np.asarray(train.targets), train.classes,
+                   test=(as_nchw(test), np.asarray(test.targets)))
+
+
+def _unverified(cls):
+    """`cls` with torchvision's md5 checks turned into existence checks (its check_integrity with
+    md5=None is os.path.isfile): for copies that are not the published files, dataset.verify=false."""
+    return type(f"Unverified{cls.__name__}", (cls,), {
+        "train_list": [[name, None] for name, _ in cls.train_list],
+        "test_list": [[name, None] for name, _ in cls.test_list],
+        "meta": {**cls.meta, "md5": None},
+    })
+
+
+def _open(cls, cfg, name: str, where: Path, train: bool):
+    """One split through torchvision; its errors become one line that says what to do."""
+    try:
+        return cls(cfg.root, train=train, download=cfg.download)
+    except RuntimeError as e:
+        if "corrupted" in str(e) and not cfg.download:  # CIFAR's md5 check
+            raise DataError(f"{name} files under {where} fail torchvision's md5 check (not the "
+                            "published files): set dataset.download=true to fetch them again, or "
+                            "dataset.verify=false to load these unchecked") from e
+        raise DataError(f"cannot read {name} from {where} ({e}): a truncated or corrupt file? "
+                        "delete it and set dataset.download=true") from e
+    except Exception as e:  # noqa: BLE001 - bad pickles, network errors
+        raise DataError(f"cannot read {name} from {where} ({type(e).__name__}: {e}): a truncated or "
+                        "corrupt file? delete it and set dataset.download=true") from e
+
+
+# ------------------------------------------------------------------------------ image folder
+def image_folder(cfg) -> Bundle:
+    """torchvision's ImageFolder layout, <root>/<class>/<image>: each image to RGB (or grayscale),
+    resized to dataset.size, kept uint8; split train/val/test stratified by class."""
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    if cfg.root is None:
+        raise ConfigError("dataset.root is not set: dataset=image_folder needs "
+                          "dataset.root=<a folder with one sub-folder of images per class>")
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist: set dataset.root to a folder with "
+                        "one sub-folder of images per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    class Folder(datasets.ImageFolder):
+        def find_classes(self, directory):  # skips hidden folders (.ipynb_checkpoints, ...)
+            return classes, {c: i for i, c in enumerate(classes)}
+
+    if len(classes) < 2:
+        raise DataError(f"image folder {root} has {len(classes)} class folder(s) "
+                        f"({', '.join(classes) or 'none'}): a classifier needs 2 or more, one "
+                        "sub-folder of images per class")
+    steps = [v2.PILToTensor()] + ([v2.Grayscale(1)] if cfg.grayscale else [])
+    steps.append(v2.Resize(list(cfg.size), antialias=True))
+    try:
+        folder = Folder(str(root), transform=v2.Compose(steps))
+    except FileNotFoundError as e:  # a class folder without any image file
+        raise DataError(f"image folder {root}: {e}") from e
+    images = []
+    for path, _ in folder.samples:
+        try:
+            images.append(folder.transform(folder.loader(path)))
+        except Exception as e:  # noqa: BLE001 - PIL's errors for unreadable files
+            raise DataError(f"cannot read image {path} ({type(e).__name__}: {e}): fix or "
+                            "remove it") from e
+    return _bundle(cfg, torch.stack(images), np.asarray(folder.targets), folder.classes)

@@ -1,0 +1,101 @@
+"""Using a run: `dlx eval` reproduces its test metrics, `dlx predict` agrees with eval."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def trained(module_dlx):
+    dlx = module_dlx
+    dlx("train", "model=mlp", "trainer.epochs=3", "trainer.progress=false")
+    (run,) = dlx.runs()
+    dlx.client()
+    return dlx, run
+
+
+def test_eval_reproduces_the_logged_test_metrics_exactly(trained):
+    dlx, run = trained
+    result = json.loads(dlx("eval", run.info.run_id, "--json").stdout)
+    assert result["n"] == 360
+    for key in ("test_accuracy", "test_loss", "test_f1_macro"):
+        assert result["metrics"][key] == run.data.metrics[key], key
+    assert len(result["confusion_matrix"]["matrix"]) == 10
+    # by run name and by Hydra run dir too, with the printed tables
+    by_name = dlx("eval", run.info.run_name).stdout
+    assert f"test_accuracy={run.data.metrics['test_accuracy']:.4f}" in by_name
+    assert "classification report" in by_name and "confusion matrix" in by_name
+    by_dir = json.loads(dlx("eval", run.data.tags["dlx.output_dir"], "--json").stdout)
+    assert by_dir["metrics"] == result["metrics"]
+
+
+def test_eval_log_attaches_results_to_the_run(trained):
+    dlx, run = trained
+    dlx("eval", run.info.run_id, "--split", "val", "--log")
+    after = dlx.client().get_run(run.info.run_id)
+    assert after.data.metrics["eval_val_accuracy"] == run.data.metrics["val_accuracy"]
+    assert "eval_val.json" in {a.path for a in dlx.client().list_artifacts(run.info.run_id)}
+
+
+def test_predict_on_a_csv_of_the_test_split_matches_eval(trained, tmp_path):
+    dlx, run = trained
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits(as_frame=True)
+    _, x_test, _, y_test = train_test_split(d.data, d.target, test_size=0.2, random_state=42,
+                                            stratify=d.target)
+    src = tmp_path / "test.csv"
+    x_test.to_csv(src, index=False)
+    out = tmp_path / "pred.csv"
+    dlx("predict", run.info.run_id, str(src), "-o", str(out))
+    rows = list(csv.DictReader(out.open()))
+    pred = np.array([int(r["prediction"]) for r in rows])
+    assert len(pred) == 360
+    assert (pred == y_test.to_numpy()).mean() == pytest.approx(run.data.metrics["test_accuracy"])
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+
+
+def test_bad_references_and_inputs_are_one_line(trained, tmp_path):
+    dlx, run = trained
+    proc = dlx("eval", "0" * 32, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("dlx: error: no run")
+    proc = dlx("eval", "no-such-run-name", check=False)
+    assert proc.returncode == 1 and "see `dlx runs`" in proc.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pixel_0_0,pixel_0_1\n1,2\n")
+    proc = dlx("predict", run.info.run_id, str(bad), check=False)
+    assert proc.returncode == 1
+    assert "lacks 62 of the digits' 64 pixel columns" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_explain_image_run_logs_a_saliency_grid(trained):
+    dlx, run = trained
+    out = dlx("explain", run.info.run_id).stdout
+    assert "gradient saliency" in out
+    arts = {a.path for a in dlx.client().list_artifacts(run.info.run_id, "explain")}
+    assert arts == {"explain/saliency.png"}
+    from PIL import Image
+
+    png = Path(run.data.tags["dlx.output_dir"]) / "explain" / "saliency.png"
+    w, h = Image.open(png).size
+    assert w > 400 and h > 100  # 8 inputs over 8 maps
+
+
+def test_explain_tabular_run_ranks_features_by_permutation_importance(dlx):
+    dlx("train", "model=logistic", "dataset=synthetic_logistic", "dataset.n_samples=400",
+        "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=60", "trainer.progress=false",
+        "tracking.model_format=pickle")
+    (run,) = dlx.runs()
+    dlx("explain", run.info.run_id)
+    folder = Path(run.data.tags["dlx.output_dir"]) / "explain"
+    rows = list(csv.DictReader((folder / "feature_importance.csv").open()))
+    assert {r["feature"] for r in rows} == {"x0", "x1"}
+    # the label is x0 + x1 > 1: shuffling either feature costs accuracy
+    assert all(float(r["importance_mean"]) > 0.1 for r in rows)
+    arts = {a.path for a in dlx.client().list_artifacts(run.info.run_id, "explain")}
+    assert arts == {"explain/feature_importance.csv", "explain/feature_importance.png"}

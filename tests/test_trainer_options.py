@@ -1,0 +1,68 @@
+"""Trainer options: precision, gradient clipping, deterministic mode, torch.compile.
+
+fp16 and compiled training on CUDA need a GPU; here the CPU paths run (bf16 autocast works on a
+CPU; fp16 there is a clear error) and compile runs on the CPU in the slow suite.
+"""
+
+import pytest
+import torch
+
+
+def test_bf16_deterministic_clipped_training_still_learns(dlx):
+    dlx.train("model=mlp", "model.hidden_sizes=[64]", "trainer.epochs=6", "trainer.device=cpu",
+              "trainer.precision=bf16",
+              "trainer.deterministic=true", "trainer.grad_clip=1.0", "trainer.checkpoint_every=0")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.precision"] == "bf16"
+    assert run.data.metrics["test_accuracy"] > 0.85, run.data.metrics
+
+
+def test_fp16_without_cuda_is_one_line_before_any_run(dlx):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = dlx.train("model=mlp", "trainer.epochs=1", "trainer.precision=fp16", check=False)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert "trainer.precision=fp16 needs a CUDA device" in line and "bf16" in line
+    assert dlx.runs() == []
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_accuracy(dlx):
+    dlx.train("model=mlp", "trainer.epochs=3", "trainer.device=cpu", "trainer.compile=true")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED" and run.data.metrics["test_accuracy"] > 0.85
+
+
+# ---------------------------------------------------------------- the pieces, in-process (fast)
+def _data(n=64):
+    from dlx.data.bundle import Bundle, Spec
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [3.0]]) * 100  # large targets: large gradients
+    return Bundle(Spec("regression", (3,), 1), (x, y), None, (x, y))
+
+
+def test_grad_clip_bounds_every_step():
+    from dlx.training.fit import fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, opt, _data(), epochs=1, batch_size=16, seed=0, grad_clip=0.5)
+    moved = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm()
+    assert moved <= 4 * 0.1 * 0.5 + 1e-6  # 4 steps of at most lr * max_norm
+    assert moved > 0.1  # it did train
+
+
+def test_fit_keeps_its_plain_signature_and_returns_a_history():
+    from dlx.training.fit import fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=1e-4), _data(), 3, 16, 0)
+    assert len(history) == 3 and history.final_epoch == 3 and history.best_epoch is None
+    assert history[0]["train_loss"] > history[-1]["train_loss"] and history[0]["lr"] == 1e-4
