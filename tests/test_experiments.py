@@ -144,7 +144,7 @@ def test_seed_classification_presets(dlx1):
 # ------------------------------------------------------------------------------ download presets
 def _needs(dataset: str) -> None:
     if not (CONF / "dataset" / f"{dataset}.yaml").exists():
-        pytest.skip(f"conf/dataset/{dataset}.yaml does not exist yet (another engineer's dataset)")
+        pytest.skip(f"conf/dataset/{dataset}.yaml is missing")
 
 
 def test_mnist_presets_run_on_local_files(dlx1, tmp_path):
