@@ -54,7 +54,8 @@ def reference(x, y, model, batch_size: int, epochs: int, warmup: int, device) ->
     return times
 
 
-def dlx_fit(root: Path, work: Path, batch_size: int, epochs: int, warmup: int, device: str):
+def dlx_fit(root: Path, work: Path, batch_size: int, epochs: int, warmup: int, device: str,
+            overrides: list[str] = ()):
     """dlx's fit loop through `dlx.run.train`; returns (seconds of each timed epoch, Result)."""
     from dlx.run import train
     from dlx.training.fit import Callback
@@ -73,7 +74,7 @@ def dlx_fit(root: Path, work: Path, batch_size: int, epochs: int, warmup: int, d
         "model=cnn", "optimizer=adam", "optimizer.lr=0.001", "dataset=mnist",
         f"dataset.root={root}", "dataset.val_fraction=0", f"dataset.batch_size={batch_size}",
         f"trainer.epochs={warmup + epochs}", f"trainer.device={device}", "trainer.seed=0",
-        f"tracking.uri=sqlite:///{work / 'mlflow.db'}", "tracking.log_model=false",
+        f"tracking.uri=sqlite:///{work / 'mlflow.db'}", "tracking.log_model=false", *overrides,
     ], work / f"run_bs{batch_size}")
     clock = Clock()
     result = train(cfg, callbacks=[clock])
@@ -90,6 +91,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch threads for both; 0: torch's default")
     p.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
+    p.add_argument("overrides", nargs="*", help="extra dlx overrides, e.g. trainer.channels_last=true")
     args = p.parse_args()
 
     import torch
@@ -114,7 +116,8 @@ def main() -> None:
             torch.manual_seed(0)
             model = models.build(model_cfg, spec).to(device)
             ref = reference(x, y, model, bs, args.epochs, args.warmup, device)
-            ours, result = dlx_fit(root, work, bs, args.epochs, args.warmup, args.device)
+            ours, result = dlx_fit(root, work, bs, args.epochs, args.warmup, args.device,
+                                   args.overrides)
             r, d = args.samples / common.median(ref), args.samples / common.median(ours)
             rows.append([bs, f"{r:,.0f}", f"{d:,.0f}", f"x{d / r:.2f}",
                          f"{result.test['test_accuracy']:.3f}"])
@@ -129,7 +132,8 @@ def main() -> None:
                 f"timed epoch(s), model=cnn, Adam lr 1e-3, tracking on. "
                 f"Command: `{' '.join(['python', 'benchmarks/fit_loop.py', *sys.argv[1:]])}`. "
                 "Target: dlx >= x1.2 the reference at batch 64 on a 2-core CPU.")
-        common.record(f"Fit loop ({device.type})", f"{common.header(args.device)}\n\n{note}\n\n{text}")
+        title = ", ".join([device.type, *args.overrides])
+        common.record(f"Fit loop ({title})", f"{common.header(args.device)}\n\n{note}\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ so `dlx --help` stays fast. This is the only module that prints to the user.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -29,6 +30,16 @@ def _err(message: str) -> None:
 
 def _debug() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("DLX_DEBUG") == "1"
+
+
+class _Overrides(typer.core.TyperCommand):
+    """A command whose extra arguments are Hydra overrides: <TAB> completes `group=option` from
+    conf/ and the chosen options' `group.key=` (dlx/completion.py; no torch or mlflow import)."""
+
+    def shell_complete(self, ctx, incomplete):
+        from dlx.completion import overrides
+
+        return [typer.core.CompletionItem(c) for c in overrides(ctx.args, incomplete)]
 
 
 # ------------------------------------------------------------------------------ progress
@@ -70,6 +81,8 @@ def _progress(bar: bool):
 
 # ------------------------------------------------------------------------------ train
 _failures: list[str] = []
+# this process's rank when torchrun started several (trainer.strategy=ddp); 0 otherwise
+_RANK = int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 class _ComposeErrors:
@@ -103,7 +116,14 @@ class _ComposeErrors:
 def _condense(text: str) -> str:
     """Hydra's multi-line message as one line: the problem, the options, the fix."""
     parts, options = [], []
-    for raw in text.splitlines():
+    lines = text.splitlines()
+    if "Traceback (most recent call last):" in lines:  # Hydra failed outside the task, e.g. on
+        # creating the run dir: the exception's own lines, without the stack frames
+        lines = [x for x in lines[len(lines) - lines[::-1].index("Traceback (most recent call "
+                                                                   "last):"):] if x[:1] != " "]
+        if lines and re.match(r"\w+: \[Errno \d+\]", lines[0]):  # an OSError: the output dir
+            lines[0] += " (dlx writes the run's files there: point hydra.run.dir at a writable folder)"
+    for raw in lines:
         line = raw.strip()
         if not line or line.startswith(("Set the environment variable HYDRA_FULL_ERROR",
                                         "Config search path", "provider=", "object_type=",
@@ -134,31 +154,41 @@ def _task(cfg) -> float | None:
     """What Hydra runs for every job: `dlx.run.train` plus one-line reporting of problems."""
     if _stderr is not None:
         _stderr.release()
+    from dlx.config import validate
     from dlx.errors import DlxError
-    from dlx.run import train
 
     try:
+        validate(cfg)  # a bad config is reported before torch and mlflow are imported
+        from dlx.run import train
+
         result = train(cfg, callbacks=_progress(cfg.trainer.progress))
     except DlxError as e:
         if _debug():
             raise
         _failures.append(str(e))
-        _err(str(e))
+        if _RANK == 0:  # under torchrun every rank meets the same problem: say it once
+            _err(str(e))
         return _worst(cfg)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # a bug in dlx or a library: say what, keep the traceback opt-in
         if _debug():
             raise
+        from dlx.tracking import redact  # an unexpected message may quote a tracking URI
+
         _failures.append(str(e))
-        _err(f"{type(e).__name__}: {e} (set HYDRA_FULL_ERROR=1 for the traceback)")
+        _err(redact(" ".join(f"{type(e).__name__}: {e}".split()))
+             + " (set HYDRA_FULL_ERROR=1 for the traceback)")
         return _worst(cfg)
+    if _RANK > 0:
+        return result.objective
     test = "  ".join(f"{k}={v:.4f}" for k, v in result.test.items())
     typer.echo(f"{test}\nrun {result.run_name} ({result.run_id}) in {result.output_dir}")
     return result.objective
 
 
 @app.command(
+    cls=_Overrides,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     add_help_option=False,
 )
@@ -179,6 +209,12 @@ def train(ctx: typer.Context) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.argv = ["dlx train", *ctx.args]
+    scratch = None
+    if _RANK > 0:  # a DDP rank other than 0 (torchrun): it trains, rank 0 keeps the run dir
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix=f"dlx-rank{_RANK}-")
+        sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
     _failures.clear()
     global _stderr
     _stderr = None if _debug() else _ComposeErrors(sys.stderr)
@@ -208,6 +244,12 @@ def train(ctx: typer.Context) -> None:
             sys.stderr = _stderr.stream
             if not _stderr.passthrough:
                 _stderr.release()
+        if scratch:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+    if _RANK > 0:
+        raise typer.Exit(1 if _failures else 0)
     sweep = callbacks.last_sweep
     if sweep.get("best"):
         b, key = sweep["best"], sweep["key"]
@@ -360,7 +402,7 @@ config_app = typer.Typer(help="Show the composed config or list the config group
 app.add_typer(config_app, name="config")
 
 
-@config_app.command("show", context_settings={"allow_extra_args": True})
+@config_app.command("show", cls=_Overrides, context_settings={"allow_extra_args": True})
 def config_show(ctx: typer.Context) -> None:
     """Print the config `dlx train OVERRIDES` would run, as a tree (validated, nothing trained)."""
     from hydra import compose, initialize_config_dir

@@ -8,6 +8,8 @@ and report every problem at once with its key path.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
@@ -361,11 +363,14 @@ class TrainerConfig:
     cv_folds: int = 0  # K >= 2: K-fold cross-validation on train+val (the objective = mean); 0: off
     cv_refit: bool = True  # after cross-validation, fit once on all of train+val and test that model
     grad_clip: float = 0.0  # max global gradient norm (clip_grad_norm_); 0: no clipping
-    precision: str = "fp32"  # fp32 | bf16 (autocast) | fp16 (autocast + grad scaler; CUDA only)
+    precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | fp32 | bf16 (autocast) | fp16 (+ scaler; CUDA)
     compile: bool = False  # torch.compile the model for training (first epoch pays the compile)
     deterministic: bool = False  # torch.use_deterministic_algorithms: repeatable on CUDA, slower
     checkpoint_every: int = 1  # epochs between checkpoints in <run dir>/checkpoints; 0: none
     resume: Optional[str] = None  # continue a run: its run dir, a checkpoint file or its MLflow run id
+    strategy: str = "auto"  # auto (ddp under torchrun, else single) | single | ddp (torch DDP, torchrun)
+    channels_last: str = "auto"  # auto (on for conv nets on CUDA) | true | false
+    capture: str = "auto"  # CUDA graphs via torch.compile(mode=reduce-overhead); auto: long CUDA runs
 
 
 @dataclass
@@ -447,6 +452,10 @@ def register() -> None:
 # ------------------------------------------------------------------------------ validation
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _TARGET_PREFIXES = ("dlx.", "torch.")
+# `_target_` names code that instantiate() imports and runs: a shared config could name anything,
+# so only dlx's and torch's classes unless the user opts out in their environment (not in a config,
+# which could opt itself out)
+ALLOW_ANY_TARGET = "DLX_ALLOW_ANY_TARGET"
 
 
 _POSITIVE = ("lr", "batch_size", "epochs", "n_samples", "hidden", "hidden_size", "embedding_dim",
@@ -460,7 +469,13 @@ def _as_list(value: Any) -> list:
 def _check_value(key: str, value: Any, problems: list[str]) -> None:
     """Range checks that a type cannot express. `key` is the full dotted path."""
     name = key.rsplit(".", 1)[-1]
-    if name in _POSITIVE and value <= 0:
+    if isinstance(value, float) and not math.isfinite(value):  # nan passes every range check
+        problems.append(f"{key}={value} must be a finite number")
+    elif name in ("seed", "split_seed") and not 0 <= value < 2**32:
+        problems.append(f"{key}={value} must be in [0, 2**32) (numpy and torch seeds)")
+    elif name == "betas" and (len(value) != 2 or not all(0 <= b < 1 for b in value)):
+        problems.append(f"{key}={list(value)} must be two values in [0, 1), e.g. [0.9, 0.999]")
+    elif name in _POSITIVE and value <= 0:
         problems.append(f"{key}={value} must be > 0")
     elif name == "kernel_size" and any(not isinstance(v, int) or v <= 0 for v in _as_list(value)):
         problems.append(f"{key}={value} must be a size > 0 or a list of sizes > 0")
@@ -470,7 +485,7 @@ def _check_value(key: str, value: Any, problems: list[str]) -> None:
         problems.append(f"{key}={value} must be >= 0")
     elif name == "labels" and value not in ("noise", "signal"):
         problems.append(f"{key}={value} is not one of noise, signal")
-    elif name in ("weight_decay", "momentum", "noise", "eps") and value < 0:
+    elif name in ("weight_decay", "momentum", "noise", "eps", "alpha") and value < 0:
         problems.append(f"{key}={value} must be >= 0")
     elif name == "test_fraction" and not 0 < value < 1:
         problems.append(f"{key}={value} must be between 0 and 1 (exclusive)")
@@ -490,8 +505,10 @@ def _check_value(key: str, value: Any, problems: list[str]) -> None:
         problems.append(f"{key}={value} must name a validation metric (val_loss, val_accuracy, ...)")
     elif name == "model_format" and value not in ("pt2", "pickle"):
         problems.append(f"{key}={value} is not one of pt2, pickle")
-    elif name == "_target_" and not str(value).startswith(_TARGET_PREFIXES):
-        problems.append(f"{key}={value} is outside the dlx and torch namespaces")
+    elif name == "_target_" and not str(value).startswith(_TARGET_PREFIXES) \
+            and os.environ.get(ALLOW_ANY_TARGET) != "1":
+        problems.append(f"{key}={value} is outside the dlx and torch namespaces (set "
+                        f"{ALLOW_ANY_TARGET}=1 to allow any importable class)")
     elif name == "cv_folds" and (value == 1 or value < 0):
         problems.append(f"{key}={value} is not cross-validation: use {key}=0 (off) or K >= 2 folds")
     elif key.startswith("dataset."):
@@ -500,11 +517,15 @@ def _check_value(key: str, value: Any, problems: list[str]) -> None:
         _check_training_value(key, name, value, problems)
     elif name in ("grad_clip", "checkpoint_every") and value < 0:
         problems.append(f"{key}={value} must be >= 0 (0: off)")
+    elif name in ("channels_last", "capture") and str(value).lower() not in ("auto", "true", "false"):
+        problems.append(f"{key}={value} is not one of auto, true, false")
+    elif name == "strategy" and value not in ("auto", "single", "ddp"):
+        problems.append(f"{key}={value} is not one of auto, single, ddp")
     elif name == "precision" and value not in PRECISIONS:
         problems.append(f"{key}={value} is not one of {', '.join(PRECISIONS)}")
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _check_training_value(key: str, name: str, value: Any, problems: list[str]) -> None:
@@ -552,6 +573,7 @@ def _check_dataset_value(key: str, name: str, value: Any, problems: list[str]) -
 def validate(cfg: DictConfig) -> None:
     """Check every value of the composed config; raise one ConfigError listing all problems."""
     problems: list[str] = []
+    _check_keys(cfg, problems)
     for group in SCHEMAS:
         node = cfg.get(group)
         if node is None:
@@ -559,8 +581,56 @@ def validate(cfg: DictConfig) -> None:
         for key, value in _leaves(group, OmegaConf.to_container(node, resolve=True)):
             if value is not None:
                 _check_value(key, value, problems)
+    _check_combinations(cfg, problems)
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
+
+
+REQUIRED = ("model", "optimizer", "dataset", "trainer", "tracking")  # regularizer, scheduler: optional
+
+
+def _check_keys(cfg: DictConfig, problems: list[str]) -> None:
+    """Groups removed with `~group`, and keys no schema has: `+key=value` adds them past Hydra's
+    own check, where a typo would otherwise be ignored silently."""
+    import dataclasses
+
+    for key in cfg:
+        if key not in SCHEMAS and key != "hydra":  # hydra: Hydra's own node, when composed with it
+            problems.append(f"{key} is not a config group (groups: {', '.join(SCHEMAS)}): "
+                            f"drop +{key}=... or fix its spelling")
+    for group in REQUIRED:
+        if cfg.get(group) is None:
+            problems.append(f"{group} is missing (removed with ~{group}?): pick one with "
+                            f"{group}=<option> (`dlx config list` shows them)")
+    nodes = [(group, cfg.get(group)) for group in SCHEMAS if group != "regularizer"]
+    regularizers = cfg.get("regularizer")
+    if OmegaConf.is_dict(regularizers):
+        for name in regularizers:
+            if name not in SCHEMAS["regularizer"]:
+                problems.append(f"regularizer.{name} is not a regularizer (options: "
+                                f"{', '.join(SCHEMAS['regularizer'])})")
+            nodes.append((f"regularizer.{name}", regularizers.get(name)))
+    for path, node in nodes:
+        schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
+        if schema is None or not dataclasses.is_dataclass(schema):
+            continue
+        known = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")]
+        for key in node:
+            if key not in known and not str(key).startswith("_"):
+                problems.append(f"{path}.{key} is not an option of the {path} config (options: "
+                                f"{', '.join(known)}): fix its spelling, without a leading +")
+
+
+def _check_combinations(cfg: DictConfig, problems: list[str]) -> None:
+    """Values that are fine alone but not together."""
+    optimizer, model, dataset = cfg.get("optimizer"), cfg.get("model"), cfg.get("dataset")
+    if optimizer is not None and optimizer.get("nesterov") and not optimizer.get("momentum", 0) > 0:
+        problems.append("optimizer.nesterov=true needs optimizer.momentum > 0 (Nesterov momentum "
+                        "is a kind of momentum): set optimizer.momentum=0.9 or optimizer.nesterov=false")
+    if model is not None and dataset is not None and model.get("batchnorm") \
+            and dataset.get("batch_size") == 1:
+        problems.append("model.batchnorm=true needs dataset.batch_size >= 2 (batch norm normalizes "
+                        "over the rows of a batch): raise dataset.batch_size or set model.batchnorm=false")
 
 
 def _leaves(prefix: str, node: dict):

@@ -3,6 +3,8 @@ model, then evaluate it on a split or predict on new inputs. `dlx eval` and `dlx
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,8 @@ class Loaded:
     data: Bundle
     model: nn.Module
     uri: str
+    transform: Any = None  # the dataset's per-batch transform (uint8 images -> floats), kept for
+    #   predict: an autoencoder's reconstruction Bundle has none, its splits being transformed
 
 
 def find_run(ref: str, uri: str) -> dict[str, Any]:
@@ -76,9 +80,10 @@ def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
         raise DlxError(f"run {run['run_id']} has no logged model (it ran with "
                        "tracking.log_model=false or did not finish): train it again to use it")
     data = loader.load(cfg.dataset)
+    transform = data.transform
     if getattr(models.build(cfg.model, data.spec), "reconstructs", False):
         data = data.for_reconstruction()
-    return Loaded(run, cfg, data, _Logged(tracking.load_model(uri, model_uri)), uri)
+    return Loaded(run, cfg, data, _Logged(tracking.load_model(uri, model_uri)), uri, transform)
 
 
 def evaluate(loaded: Loaded, split: str = "test") -> dict[str, Any]:
@@ -103,14 +108,26 @@ def evaluate(loaded: Loaded, split: str = "test") -> dict[str, Any]:
 
 @torch.inference_mode()
 def predict(loaded: Loaded, source: str) -> list[dict[str, Any]]:
-    """Predictions for a user's inputs, read and preprocessed as the run's dataset was."""
-    data = loaded.data
-    if data.encode is None:
-        raise DataError(f"dlx predict cannot read inputs for dataset {loaded.cfg.dataset.name}")
-    x = data.encode(source)
-    bs = loaded.cfg.dataset.batch_size
-    out = torch.cat([loaded.model(data.batch(x[i : i + bs], False)) for i in range(0, len(x), bs)])
-    spec = data.spec
+    """Predictions for a user's inputs (a CSV, an image or folder of images, a text file), read
+    and preprocessed as the run's dataset was, with the fitted objects the run logged (its
+    vocabulary, its preprocessing Pipeline). One row per input: what names it (file, line, row),
+    the prediction, and class probabilities."""
+    cfg, spec = loaded.cfg, loaded.data.spec
+    encode = loader.encoder(cfg.dataset, spec, _logged_artifacts(loaded))
+    if encode is None:
+        raise DataError(f"dlx predict cannot read new inputs for dataset {cfg.dataset.name}: it "
+                        "reads csv, digits, image (mnist, fashion_mnist, cifar10, image_folder) "
+                        "and imdb runs")
+    x, ids = encode(source)
+    prep = (lambda b: b) if loaded.transform is None else (lambda b: loaded.transform(b, False))
+    bs = cfg.dataset.batch_size
+    out = torch.cat([loaded.model(prep(x[i : i + bs])) for i in range(0, len(x), bs)])
+    keys = [dict(zip(ids, values)) for values in zip(*ids.values())] if ids else [{}] * len(x)
+    return [{**k, **row} for k, row in zip(keys, _rows(out, spec, prep, x))]
+
+
+def _rows(out: torch.Tensor, spec, prep, x: torch.Tensor) -> list[dict[str, Any]]:
+    """The model's outputs as rows: class and probabilities, a value, or a reconstruction error."""
     if spec.task == "multiclass":
         probs = out.softmax(1)
         names = spec.class_names or tuple(map(str, range(out.shape[1])))
@@ -123,4 +140,33 @@ def predict(loaded: Loaded, source: str) -> list[dict[str, Any]]:
                  f"p_{names[1]}": float(p)} for p in p1]
     if spec.task == "regression":
         return [{"prediction": float(v[0]) if len(v) == 1 else v.tolist()} for v in out]
-    return [{"reconstruction_error": float(e)} for e in (out - data.batch(x, False).flatten(1)).pow(2).mean(1)]
+    return [{"reconstruction_error": float(e)} for e in (out - prep(x).flatten(1)).pow(2).mean(1)]
+
+
+def _logged_artifacts(loaded: Loaded) -> dict[str, Any]:
+    """The dataset's fitted artifacts as the run logged them (vocab.json, preprocessing.json),
+    each falling back to the rebuilt Bundle's own (fitted on the same train rows). Pickled files
+    (preprocessing.joblib) would run code when loaded, so the logged ones are used only with
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true; otherwise the rebuilt ones are, after checking
+    that the run's logged JSON (its fitted values) matches the rebuilt Bundle's."""
+    run_id, found = loaded.run["run_id"], {}
+    trusted = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "").lower() in ("true", "1")
+    rebuilt_files = False
+    for name, own in loaded.data.artifacts.items():
+        if isinstance(own, dict):
+            logged = tracking.load_json_artifact(loaded.uri, run_id, name)
+        elif isinstance(own, str):
+            logged = tracking.load_text_artifact(loaded.uri, run_id, name)
+        elif trusted:
+            logged = tracking.download_artifact(loaded.uri, run_id, name)
+        else:
+            logged, rebuilt_files = None, True
+        found[name] = own if logged is None else logged
+    if rebuilt_files:
+        for name, own in loaded.data.artifacts.items():
+            if isinstance(own, dict) and json.loads(json.dumps(own, default=str)) != found[name]:
+                raise DataError(f"the run's logged {name} differs from the one rebuilt from its "
+                                "config (a cross-validated refit, or changed training data): set "
+                                "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true to use the run's own "
+                                "logged preprocessing files, if you trust its store")
+    return found

@@ -23,7 +23,7 @@ from dlx.callbacks import PARENT_ENV
 from dlx.config import flatten, validate
 from dlx.data import loader
 from dlx.errors import ConfigError
-from dlx.training import checkpoint, regularizers, schedulers
+from dlx.training import checkpoint, distributed, regularizers, schedulers
 from dlx.training import device as devices
 from dlx.training.cv import cross_validate
 from dlx.training.fit import Callback, configure, fit
@@ -62,6 +62,21 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
     hydra = HydraConfig.get()
     output_dir = Path(hydra.runtime.output_dir)
     in_sweep = hydra.mode == RunMode.MULTIRUN
+    # -- trainer.strategy=ddp (torchrun): rank 0 tracks, checkpoints and reports; all ranks train
+    group, device = distributed.setup(cfg.trainer.strategy, device, in_sweep)
+    try:
+        if group and cfg.trainer.cv_folds > 1:
+            raise ConfigError("DDP trains one fit, not a cross-validation: set trainer.cv_folds=0 "
+                              "or run it in one process (trainer.strategy=single)")
+        return _train(cfg, callbacks if not group or group.main else [], device, group,
+                      hydra, output_dir, in_sweep)
+    finally:
+        if group:
+            group.close()
+
+
+def _train(cfg, callbacks, device, group, hydra, output_dir: Path, in_sweep: bool) -> Result:
+    main = group is None or group.main
 
     # -- parallel jobs share the cores instead of each taking all of them
     n_jobs = hydra.launcher.get("n_jobs") if in_sweep else None
@@ -85,7 +100,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
 
     # -- tracking: from here on the run ends FINISHED, FAILED or KILLED, never RUNNING
     run = None
-    if cfg.tracking.enabled:
+    if cfg.tracking.enabled and main:
         uri = tracking.resolve_uri(cfg.tracking.uri)
         name = f"{output_dir.parent.name}_{output_dir.name}" if in_sweep else output_dir.name
         run = tracking.Run(
@@ -97,6 +112,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
                 "dlx.output_dir": str(output_dir.resolve()),
                 "dlx.overrides": " ".join(hydra.overrides.task),
                 "dlx.data_cached": str(cached).lower(),
+                # what trainer.precision/channels_last/capture=auto chose for this device
+                "dlx.precision": options["precision"],
+                "dlx.channels_last": str(options["channels_last"]).lower(),
+                "dlx.capture": str(options["capture"]).lower(),
             },
             parent_run_id=os.environ.get(PARENT_ENV) if in_sweep else None,
             # trainer.resume: the checkpoint's run goes on (same run id, no new params)
@@ -119,6 +138,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
             run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             run.log_text("\n".join(hydra.overrides.task) + "\n", "overrides.txt")
             _log_data(run, data)
+            if group:
+                run.set_tags({"dlx.world_size": group.size, "dlx.backend": group.backend})
         cv = None
         if cfg.trainer.cv_folds > 1:  # K-fold cross-validation on train+val, then one refit
             if resume:
@@ -142,8 +163,11 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
             model, optimizer, on_device, cfg.trainer.epochs, cfg.dataset.batch_size,
             cfg.trainer.seed, callbacks=[*callbacks, *([_LogEpochs(run, logged)] if run else [])],
             **options, resume=resume,
-            checkpoints=checkpoint.Checkpointer(ckpt_dir, every, meta) if every > 0 else None,
+            checkpoints=checkpoint.Checkpointer(ckpt_dir, every, meta) if every > 0 and main else None,
+            group=group,
         )
+        if run and history.shards:
+            run.log_dict(history.shards, "distributed.json")
         if run and history.best_epoch is not None:
             run.log_metrics({"best_epoch": history.best_epoch})
         if run and history.stopped_epoch is not None:
@@ -206,9 +230,12 @@ def _fit_setup(cfg: DictConfig, model, data) -> tuple[torch.optim.Optimizer, dic
     optimizer = instantiate(cfg.optimizer)(params=regs.params)
     steps = math.ceil(len(data.train[0]) / cfg.dataset.batch_size)
     schedule = schedulers.build(cfg.get("scheduler"), optimizer, cfg.trainer.epochs, steps, has_val)
+    # trainer.precision / channels_last / capture: `auto` decided for this device and model
+    device = next(model.parameters()).device
+    fast = devices.fast_paths(cfg.trainer, device, model, steps * cfg.trainer.epochs)
     return optimizer, {"penalty": regs.penalty, "early_stopping": regs.early_stopping,
                        "schedule": schedule, "grad_clip": cfg.trainer.grad_clip,
-                       "precision": cfg.trainer.precision, "compile": cfg.trainer.compile}
+                       "compile": cfg.trainer.compile, **fast}
 
 
 def _fresh(cfg: DictConfig, data, device):

@@ -7,13 +7,21 @@ Hydra output dir. A multirun = one parent run; each job is a child run under it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # dlx prints its own output
+# nor MLflow's "View run at <tracking URI>" lines, which would print a URI's password
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# An unreachable tracking server fails in ~3 s, not after MLflow's default 7 retries with
+# exponential backoff (about 4 minutes); set these variables yourself for a flaky server.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # MLflow's default: 7
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")  # seconds, doubled per retry; default 2
 
 import mlflow  # noqa: E402
 from mlflow.entities import RunStatus  # noqa: E402
@@ -53,10 +61,65 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
 
 def _client(uri: str) -> MlflowClient:
     try:
-        mlflow.set_tracking_uri(uri)
-        return MlflowClient(uri)
+        with _store_lock(uri):  # one process at a time creates/migrates a new SQLite store
+            mlflow.set_tracking_uri(uri)
+            return MlflowClient(uri)  # opens (creates, migrates) a SQLite store right here
     except Exception as e:  # noqa: BLE001 - any store error is the user's URI
-        raise DlxError(f"cannot open the MLflow store {uri}: {e} (check tracking.uri)") from e
+        raise DlxError(f"cannot open the MLflow store {redact(uri)}: {redact(str(e))} "
+                       "(check tracking.uri)") from e
+
+
+def _store_errors(fn):
+    """A store that fails under `fn(uri, ...)` (an unreachable server, a broken database) is one
+    DlxError line naming the store, not a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(uri: str, *args, **kwargs):
+        try:
+            return fn(uri, *args, **kwargs)
+        except MlflowException as e:
+            message = " ".join(redact(e.message).split())
+            raise DlxError(f"cannot use the MLflow store {redact(uri)}: {message} (check "
+                           "tracking.uri / --uri: is the server running?)") from e
+    return wrapper
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """An exclusive lock file beside a SQLite store while it is opened: processes that open a new
+    store at once would each run MLflow's schema migration and collide (`duplicate column`)."""
+    path = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+    if path is None or path in ("", ":memory:"):
+        yield
+        return
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+# passwords and tokens in URLs: scheme://user:PASSWORD@host, ?token=..., Databricks dapi... tokens
+_SECRETS = (
+    (re.compile(r"(?P<keep>[a-zA-Z][\w+.-]*://[^/\s:@]*:)[^/\s]+(?=@)"), r"\g<keep>***"),
+    (re.compile(r"(?i)(?P<keep>[?&;](?:access_)?(?:token|password|passwd|secret|api_?key|key|"
+                r"sig|signature)=)[^&#\s]+"), r"\g<keep>***"),
+    (re.compile(r"\bdapi[0-9a-f]{32}(-\d+)?\b"), "dapi***"),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with the secrets of any URL in it replaced by ***: what dlx logs and prints."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redacted(values: dict[str, Any]) -> dict[str, str]:
+    """Params or tags as MLflow stores them (strings, at most MAX_PARAM long), secrets redacted."""
+    return {k: redact(str(v))[:MAX_PARAM] for k, v in values.items()}
 
 
 class Run:
@@ -72,11 +135,13 @@ class Run:
                 self._run = mlflow.start_run(run_id=run_id)
             else:
                 exp_id = _experiment_id(client, experiment)
-                self._run = mlflow.start_run(experiment_id=exp_id, run_name=name, tags=tags,
-                                             parent_run_id=parent_run_id)
+                self._run = mlflow.start_run(experiment_id=exp_id, run_name=name,
+                                             tags=_redacted(tags), parent_run_id=parent_run_id)
         except MlflowException as e:
             what = f"continue run {run_id}" if run_id else "start a run"
-            raise DlxError(f"cannot {what} in the MLflow store {uri}: {e.message}") from e
+            raise DlxError(f"cannot {what} in the MLflow store {redact(uri)}: "
+                           f"{' '.join(redact(e.message).split())} (check tracking.uri: is the "
+                           "server running?)") from e
         self.id = self._run.info.run_id
         self.name = self._run.info.run_name
         self._client = client
@@ -86,13 +151,13 @@ class Run:
         return {m.step for m in self._client.get_metric_history(self.id, key)}
 
     def log_params(self, params: dict[str, Any]) -> None:
-        mlflow.log_params({k: str(v)[:MAX_PARAM] for k, v in params.items()})
+        mlflow.log_params(_redacted(params))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         mlflow.log_metrics(metrics, step=step)
 
     def log_text(self, text: str, path: str) -> None:
-        mlflow.log_text(text, path)
+        mlflow.log_text(redact(text), path)
 
     def log_dict(self, data: dict, path: str) -> None:
         mlflow.log_dict(data, path)
@@ -101,7 +166,7 @@ class Run:
         mlflow.log_artifact(str(path), folder)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        mlflow.set_tags(tags)
+        mlflow.set_tags(_redacted(tags))
 
     model_format = "pt2"  # torch.export graph: loads without unpickling code; "pickle" also works
 
@@ -125,16 +190,18 @@ class Run:
 
 
 # ------------------------------------------------------------------------------ sweeps
+@_store_errors
 def start_parent(uri: str, experiment: str, name: str, tags: dict[str, str],
                  params: dict[str, Any]) -> str:
     """Create the store, the experiment and the sweep's parent run once, before jobs start."""
     client = _client(uri)
-    run = client.create_run(_experiment_id(client, experiment), run_name=name, tags=tags)
-    for k, v in params.items():
-        client.log_param(run.info.run_id, k, str(v)[:MAX_PARAM])
+    run = client.create_run(_experiment_id(client, experiment), run_name=name, tags=_redacted(tags))
+    for k, v in _redacted(params).items():
+        client.log_param(run.info.run_id, k, v)
     return run.info.run_id
 
 
+@_store_errors
 def children(uri: str, parent_id: str) -> list[dict[str, Any]]:
     """Every child run of a sweep's parent, as plain dicts."""
     client = _client(uri)
@@ -146,6 +213,7 @@ def children(uri: str, parent_id: str) -> list[dict[str, Any]]:
     return [_row(r) for r in runs]
 
 
+@_store_errors
 def finish_parent(uri: str, parent_id: str, key: str, best: dict[str, Any] | None,
                   n_children: int, n_failed: int, files: list[Path]) -> None:
     """Tag the parent with its best child, attach the report files, end it (never RUNNING)."""
@@ -163,6 +231,7 @@ def finish_parent(uri: str, parent_id: str, key: str, best: dict[str, Any] | Non
     _retry(client.set_terminated, parent_id, status, end_time=int(time.time() * 1000))
 
 
+@_store_errors
 def list_runs(uri: str, experiment: str, parent_id: str | None = None,
               sort: str | None = None, ascending: bool = True, limit: int = 50) -> list[dict[str, Any]]:
     """Runs of an experiment (or the children of one sweep), sorted by a metric when given."""
@@ -170,7 +239,7 @@ def list_runs(uri: str, experiment: str, parent_id: str | None = None,
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments()) or "none yet"
-        raise DlxError(f"no experiment {experiment!r} in {uri} (experiments: {names}): "
+        raise DlxError(f"no experiment {experiment!r} in {redact(uri)} (experiments: {names}): "
                        "pass --experiment NAME")
     filters = f"tags.`{PARENT_TAG}` = '{parent_id}'" if parent_id else ""
     order = [f"metrics.`{sort}` {'ASC' if ascending else 'DESC'}"] if sort else None
@@ -179,12 +248,15 @@ def list_runs(uri: str, experiment: str, parent_id: str | None = None,
     return [_row(r) for r in runs]
 
 
+@_store_errors
 def get_run(uri: str, run_id: str) -> dict[str, Any]:
     client = _client(uri)
     try:
         return _row(client.get_run(run_id))
     except MlflowException as e:
-        raise DlxError(f"no run {run_id!r} in {uri}: pass a run id from `dlx runs`") from e
+        if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise  # the store itself failed: _store_errors says so
+        raise DlxError(f"no run {run_id!r} in {redact(uri)}: pass a run id from `dlx runs`") from e
 
 
 def output_dir_of(uri: str, run_id: str) -> str | None:
@@ -195,6 +267,7 @@ def output_dir_of(uri: str, run_id: str) -> str | None:
         return None
 
 
+@_store_errors
 def find_runs(uri: str, tag: tuple[str, str] | None = None, name: str | None = None,
               ) -> list[dict[str, Any]]:
     """Runs in any experiment with a tag value or a run name."""
@@ -215,6 +288,7 @@ def load_text_artifact(uri: str, run_id: str, path: str) -> str | None:
         return None
 
 
+@_store_errors
 def log_to_run(uri: str, run_id: str, metrics: dict[str, float], data: dict, path: str) -> None:
     """Attach results computed after the fact (`dlx eval --log`) to a finished run."""
     client = _client(uri)
@@ -223,6 +297,7 @@ def log_to_run(uri: str, run_id: str, metrics: dict[str, float], data: dict, pat
     _retry(client.log_dict, run_id, data, path)
 
 
+@_store_errors
 def log_files_to_run(uri: str, run_id: str, files: list[Path], folder: str | None = None) -> None:
     client = _client(uri)
     for f in files:
@@ -233,6 +308,18 @@ def load_json_artifact(uri: str, run_id: str, path: str) -> dict | None:
     """A JSON artifact of a run (e.g. classification_report.json), or None if it has none."""
     try:
         return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+def download_artifact(uri: str, run_id: str, path: str) -> Path | None:
+    """A run's artifact file copied to a fresh temp folder (e.g. preprocessing.joblib), or None."""
+    import tempfile
+
+    _client(uri)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="dlx-artifact-")))
     except Exception:  # noqa: BLE001 - missing artifact
         return None
 
@@ -258,10 +345,20 @@ def _retry(fn, *args, **kwargs):
 def load_model(uri: str, model_uri: str):
     """The model a run logged, loaded back from the store at `uri`."""
     _client(uri)
+    # a pickled model (tracking.model_format=pickle) would run code while loading: only with
+    # MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true set by the user (MLflow's own default is true)
+    trusted = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "").lower() in ("true", "1")
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = str(trusted).lower()
     try:
         return mlflow.pytorch.load_model(model_uri)
     except MlflowException as e:
-        raise DlxError(f"cannot load the model {model_uri} from {uri}: {e.message}") from e
+        if "using pickle is disallowed" in e.message:
+            raise DlxError(f"the model {model_uri} was logged with tracking.model_format=pickle and "
+                           "loading it would unpickle code: retrain with tracking.model_format=pt2 "
+                           "(the default), or set MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true if you "
+                           "trust the run") from e
+        raise DlxError(f"cannot load the model {model_uri} from {redact(uri)}: "
+                       f"{redact(e.message)}") from e
 
 
 def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
@@ -276,5 +373,5 @@ def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str
 
 __all__ = ["Run", "RunStatus", "resolve_uri", "is_local", "start_parent", "finish_parent",
            "load_model", "ui_command", "children", "output_dir_of",
-           "list_runs", "get_run", "load_json_artifact", "find_runs", "load_text_artifact",
+           "list_runs", "get_run", "load_json_artifact", "find_runs", "load_text_artifact", "download_artifact",
            "log_to_run", "log_files_to_run"]

@@ -20,6 +20,7 @@ class Dlx:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.env.pop("MLFLOW_TRACKING_URI", None)
         self.env.pop("HYDRA_FULL_ERROR", None)
+        self.env.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)  # dlx's safe default applies
 
     def __call__(self, *args: str, check: bool = True, timeout: int = 300):
         proc = subprocess.run([sys.executable, "-m", "dlx", *args], cwd=self.cwd, env=self.env,

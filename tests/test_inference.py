@@ -91,6 +91,11 @@ def test_explain_tabular_run_ranks_features_by_permutation_importance(dlx):
         "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=60", "trainer.progress=false",
         "tracking.model_format=pickle")
     (run,) = dlx.runs()
+    # a pickled model loads only when the user says they trust it
+    refused = dlx("explain", run.info.run_id, check=False)
+    assert refused.returncode == 1 and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    dlx.env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     dlx("explain", run.info.run_id)
     folder = Path(run.data.tags["dlx.output_dir"]) / "explain"
     rows = list(csv.DictReader((folder / "feature_importance.csv").open()))

@@ -66,3 +66,73 @@ def test_fit_keeps_its_plain_signature_and_returns_a_history():
     history = fit(model, torch.optim.SGD(model.parameters(), lr=1e-4), _data(), 3, 16, 0)
     assert len(history) == 3 and history.final_epoch == 3 and history.best_epoch is None
     assert history[0]["train_loss"] > history[-1]["train_loss"] and history[0]["lr"] == 1e-4
+
+
+# ---------------------------------------------------------------- fast paths: what `auto` picks
+def _trainer(**kw):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"precision": "auto", "channels_last": "auto", "capture": "auto",
+                             "deterministic": False, **kw})
+
+
+def test_auto_fast_paths_turn_on_for_conv_nets_on_cuda_only(monkeypatch):
+    from dlx.training.device import CAPTURE_MIN_STEPS, fast_paths
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten())
+    dense = torch.nn.Linear(4, 2)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    long = CAPTURE_MIN_STEPS
+    assert fast_paths(_trainer(), cuda, conv, long) == {
+        "precision": "bf16", "channels_last": True, "capture": True}
+    assert fast_paths(_trainer(), cuda, dense, long - 1) == {
+        "precision": "bf16", "channels_last": False, "capture": False}
+    assert fast_paths(_trainer(deterministic=True), cuda, conv, long)["capture"] is False
+    assert fast_paths(_trainer(), cpu, conv, long) == {
+        "precision": "fp32", "channels_last": False, "capture": False}
+    # explicit choices win over auto
+    assert fast_paths(_trainer(precision="fp32", channels_last="false", capture="false"),
+                      cuda, conv, long) == {"precision": "fp32", "channels_last": False, "capture": False}
+    assert fast_paths(_trainer(channels_last="true"), cpu, conv, 1)["channels_last"] is True
+
+
+def test_channels_last_on_cpu_trains_and_the_choices_are_tagged(dlx):
+    dlx.train("model=cnn", "trainer.epochs=3", "trainer.device=cpu", "trainer.channels_last=true",
+              "trainer.checkpoint_every=0")
+    (run,) = dlx.runs()
+    tags = run.data.tags
+    assert (tags["dlx.precision"], tags["dlx.channels_last"], tags["dlx.capture"]) == (
+        "fp32", "true", "false")
+    assert run.data.metrics["test_accuracy"] > 0.8, run.data.metrics
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.capture=true", "trainer.capture=true records CUDA graphs"),
+    ("trainer.channels_last=maybe", "trainer.channels_last=maybe is not one of auto, true, false"),
+])
+def test_fast_path_mistakes_are_one_line(dlx, override, message):
+    proc = dlx.train("model=mlp", "trainer.epochs=1", "trainer.device=cpu", override, check=False)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert message in line
+    assert all(r.info.status != "RUNNING" for r in dlx.runs())
+
+
+def test_a_last_batch_of_one_row_joins_the_batch_before_it():
+    """Batch norm cannot train on 1 row: 35 rows at batch 17 are batches of 17 and 18."""
+    from dlx.training.fit import Callback, fit
+
+    class Steps(Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_epoch_start(self, epoch, epochs, steps):
+            self.steps.append(steps)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    steps = Steps()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=1e-3), _data(35), 2, 17, 0, [steps])
+    assert steps.steps == [2, 2] and len(history) == 2
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)

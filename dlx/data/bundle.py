@@ -47,9 +47,10 @@ class Bundle:
     # (CSV scalers, IMDB vocab). None: the stored tensors are simply sliced.
     resplit: Callable[[np.ndarray, np.ndarray | None], "Bundle"] | None = None
 
-    # for `dlx predict`: a user's input file (CSV, image or folder, text) -> model inputs, stored
-    # the way the splits are (before `transform`). None: the dataset cannot read new inputs.
-    encode: Callable[[Any], torch.Tensor] | None = None
+    # for `dlx predict`: a user's input file (CSV, image or folder, text) -> (model inputs, stored
+    # the way the splits are (before `transform`); {column: one value per input} naming each input,
+    # e.g. {"file": [...]}). None: the dataset cannot read new inputs. See loader.ENCODERS.
+    encode: Callable[[Any], tuple[torch.Tensor, dict]] | None = None
 
     def batch(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         return x if self.transform is None else self.transform(x, train)
@@ -84,16 +85,22 @@ def split(
 ) -> Bundle:
     """Seeded train/val/test split (stratified for classification) into float/long tensors."""
     stratify = y if spec.is_classification else None
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=stratify
-    )
-    val = None
-    if val_fraction > 0:
-        stratify = y_rest if spec.is_classification else None
-        x_rest, x_val, y_rest, y_val = train_test_split(
-            x_rest, y_rest, test_size=val_fraction, random_state=seed, stratify=stratify
+    try:
+        x_rest, x_test, y_rest, y_test = train_test_split(
+            x, y, test_size=test_fraction, random_state=seed, stratify=stratify
         )
-        val = (x_val, y_val)
+        val = None
+        if val_fraction > 0:
+            stratify = y_rest if spec.is_classification else None
+            x_rest, x_val, y_rest, y_val = train_test_split(
+                x_rest, y_rest, test_size=val_fraction, random_state=seed, stratify=stratify
+            )
+            val = (x_val, y_val)
+    except ValueError as e:  # too few rows, or a class too small to stratify: as holdout() says
+        raise DataError(f"cannot split {len(y)} rows {test_fraction:g} test / {val_fraction:g} val"
+                        f"{' stratified by class' if spec.is_classification else ''}: "
+                        f"{str(e).splitlines()[0]} (use more data, e.g. dataset.n_samples, or "
+                        "change dataset.test_fraction/val_fraction)") from e
     as_t = lambda a, b: (_features(a, spec), _targets(b, spec))  # noqa: E731
     return Bundle(
         spec,

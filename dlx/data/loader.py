@@ -28,11 +28,29 @@ def load(cfg) -> Bundle:
     """Read the dataset named by `cfg.name` and split it train/val/test with `cfg.split_seed`."""
     out = READERS[cfg.name](cfg)
     if isinstance(out, Bundle):
-        return out
-    x, y, spec = out
-    bundle = split(x, y, spec, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
-    bundle.encode = ENCODERS.get(cfg.name)
+        bundle = out
+    else:
+        x, y, spec = out
+        bundle = split(x, y, spec, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
+    bundle.encode = encoder(cfg, bundle.spec, bundle.artifacts)
     return bundle
 
 
-ENCODERS = {"digits": tabular.encode_digits}  # readers returning a Bundle set .encode themselves
+# `dlx predict`: dataset name -> make(cfg, spec, artifacts) -> encode(user's input) -> (x, ids).
+# `artifacts` are the fitted objects a run logged (vocab.json, preprocessing.*), so a finished
+# run's own can be passed in place of the Bundle's.
+ENCODERS = {
+    "digits": tabular.encode_digits,
+    "csv": tabular.encode_csv,
+    "mnist": vision.encode_images,
+    "fashion_mnist": vision.encode_images,
+    "cifar10": vision.encode_images,
+    "image_folder": vision.encode_images,
+    "imdb": text.encode_reviews,
+}
+
+
+def encoder(cfg, spec, artifacts):
+    """The reader of new inputs for dataset `cfg.name` (None: it cannot read any)."""
+    make = ENCODERS.get(cfg.name)
+    return None if make is None else make(cfg, spec, artifacts)

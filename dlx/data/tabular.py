@@ -267,29 +267,74 @@ def digits_columns() -> list[str]:
     return [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
 
 
-def encode_digits(path) -> "torch.Tensor":
-    """A CSV with the digits' 64 pixel columns (values 0..16) -> 1x8x8 images in [0, 1]."""
-    import torch
+def encode_digits(cfg, spec, artifacts):
+    """dlx predict's reader for digits: a CSV with the 64 pixel columns (values 0..16) -> 1x8x8
+    images in [0, 1], with each input's data row number (1 = the first row after the header)."""
 
-    from dlx.errors import DataError
+    def encode(path) -> tuple[torch.Tensor, dict]:
+        frame = _read_user_csv(path)
+        missing = [c for c in digits_columns() if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path} lacks {len(missing)} of the digits' 64 pixel columns "
+                            f"(e.g. {', '.join(missing[:3])}): expected pixel_0_0 ... pixel_7_7")
+        values = _numbers(path, frame[digits_columns()]).to_numpy(dtype=np.float32) / 16.0
+        return torch.as_tensor(values.reshape(-1, 1, 8, 8)), {"row": list(range(1, len(frame) + 1))}
 
-    frame = _read_user_csv(path)
-    missing = [c for c in digits_columns() if c not in frame.columns]
-    if missing:
-        raise DataError(f"{path} lacks {len(missing)} of the digits' 64 pixel columns "
-                        f"(e.g. {', '.join(missing[:3])}): expected pixel_0_0 ... pixel_7_7")
-    values = frame[digits_columns()].to_numpy(dtype=np.float32) / 16.0
-    return torch.as_tensor(values.reshape(-1, 1, 8, 8))
+    return encode
 
 
-def _read_user_csv(path):
-    import pandas as pd
+def encode_csv(cfg, spec, artifacts):
+    """dlx predict's reader for a csv run: a CSV with the run's feature columns (the target and
+    any other column may be there too: they are ignored) through the run's fitted Pipeline
+    (preprocessing.joblib, fitted on its train rows; never refitted on the new file)."""
+    pipe = joblib.load(artifacts["preprocessing.joblib"])
+    described = artifacts["preprocessing.json"]
+    columns = [str(c) for c in pipe.feature_names_in_]  # the training order, which sklearn checks
+    numeric = [c for c in columns if c in described["numeric_columns"]]
+    one_hot = pipe.named_steps["columns"].named_transformers_["cat"].named_steps["one_hot"]
+    as_text = {c for c, cats in zip(described["categorical_columns"], one_hot.categories_)
+               if cats.dtype == object}  # text categories: "1" in a new file must stay "1"
 
-    from dlx.errors import DataError
+    def encode(path) -> tuple[torch.Tensor, dict]:
+        frame = _read_user_csv(path, cfg.encoding)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path} lacks column(s) {', '.join(missing)}: the run was trained on "
+                            f"{', '.join(columns)} (its columns are "
+                            f"{', '.join(map(str, frame.columns)) or 'none'}; others are ignored)")
+        frame = frame[columns].copy()
+        if numeric:
+            frame[numeric] = _numbers(path, frame[numeric])
+        for c in as_text:
+            frame[c] = frame[c].map(lambda v: v if pd.isna(v) else _label(v)).astype(object)
+        x = pipe.transform(frame).astype(np.float32)
+        return torch.from_numpy(x), {"row": list(range(1, len(frame) + 1))}
 
+    return encode
+
+
+def _numbers(path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns as numbers (empty cells stay missing); text in one is a DataError naming it."""
+    out = frame.apply(pd.to_numeric, errors="coerce")
+    bad = frame.notna() & out.isna()
+    if bad.any(axis=None):
+        column = bad.any().idxmax()
+        row = int(np.argmax(bad[column].to_numpy()))
+        raise DataError(f"{path}: column '{column}' must hold numbers, but data row {row + 1} holds "
+                        f"{frame[column].iloc[row]!r}: fix the value or leave the cell empty")
+    return out
+
+
+def _read_user_csv(path, encoding: str = "utf-8") -> pd.DataFrame:
+    """A user's CSV for dlx predict, read as the training CSV was; problems are one line."""
     try:
-        return pd.read_csv(path)
-    except FileNotFoundError as e:
+        frame = pd.read_csv(path, encoding=encoding, skipinitialspace=True)
+    except (FileNotFoundError, IsADirectoryError) as e:
         raise DataError(f"no file {path}: pass the path of a CSV to predict on") from e
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {path} as CSV: {str(e).splitlines()[0]}") from e
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"{path} is empty: a CSV needs a header row and data rows") from e
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path} as CSV: {str(e).strip().splitlines()[0]}") from e
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header but no data rows: nothing to predict")
+    return frame

@@ -114,3 +114,26 @@ def _read(base: Path, split: str) -> tuple[list[list[str]], np.ndarray]:
                                 "or remove it") from e
             labels.append(label)
     return docs, np.asarray(labels, dtype=np.int64)
+
+
+def encode_reviews(cfg, spec, artifacts):
+    """dlx predict's reader for imdb runs: a UTF-8 text file with one review per line (blank
+    lines skipped), tokenized and mapped with the run's vocabulary (vocab.json), cut/padded to its
+    max_len. Each input is named by its line number."""
+    vocab, max_len = artifacts["vocab.json"]["tokens"], artifacts["vocab.json"]["max_len"]
+
+    def read(source) -> tuple[torch.Tensor, dict]:  # (not `encode`: that is the function above)
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"no file {path}: pass a text file with one review per line")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path} is not UTF-8 text (byte {e.start}): re-save it as UTF-8") from e
+        reviews = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+        if not reviews:
+            raise DataError(f"{path} is empty: write one review per line")
+        x = encode([tokenize(line) for _, line in reviews], vocab, max_len)
+        return x, {"line": [n for n, _ in reviews]}
+
+    return read

@@ -199,3 +199,42 @@ def image_folder(cfg) -> Bundle:
             raise DataError(f"cannot read image {path} ({type(e).__name__}: {e}): fix or "
                             "remove it") from e
     return _bundle(cfg, torch.stack(images), np.asarray(folder.targets), folder.classes)
+
+
+# ------------------------------------------------------------------------------ dlx predict
+def encode_images(cfg, spec, artifacts):
+    """dlx predict's reader for image runs: an image file, or a folder searched recursively for
+    images (torchvision's IMG_EXTENSIONS), read as an ImageFolder reads them (RGB), converted to
+    the run's channels and resized to its input size: uint8 (N, C, H, W), like the splits; the
+    run's batch transform then scales/normalizes them. Each input is named by its file."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
+    from torchvision.transforms import v2
+
+    channels, height, width = spec.input_shape
+    steps = v2.Compose([v2.PILToTensor(), *([v2.Grayscale(1)] if channels == 1 else []),
+                        v2.Resize([height, width], antialias=True)])
+
+    def encode(source) -> tuple[torch.Tensor, dict]:
+        source = Path(source)
+        if source.is_dir():
+            files = sorted(p for p in source.rglob("*") if p.is_file()
+                           and p.suffix.lower() in IMG_EXTENSIONS
+                           and not any(part.startswith(".") for part in p.relative_to(source).parts))
+            if not files:
+                raise DataError(f"folder {source} holds no images "
+                                f"({', '.join(e.lstrip('.') for e in IMG_EXTENSIONS)}): pass an "
+                                "image file or a folder of images")
+        elif source.is_file():
+            files = [source]
+        else:
+            raise DataError(f"no file or folder {source}: pass an image or a folder of images")
+        images = []
+        for f in files:
+            try:
+                images.append(steps(pil_loader(str(f))))
+            except Exception as e:  # noqa: BLE001 - PIL's errors for unreadable files
+                raise DataError(f"cannot read image {f} ({type(e).__name__}: {e}): pass a png or "
+                                "jpg file, or remove it from the folder") from e
+        return torch.stack(images), {"file": [str(f) for f in files]}
+
+    return encode

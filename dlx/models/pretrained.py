@@ -9,6 +9,7 @@ that head. Grayscale images are repeated to 3 channels and small ones resized up
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -39,7 +40,9 @@ def read_weights(path: str, arch: str) -> dict:
             f"to {file.resolve()}, or set model.pretrained=null for random init"
         )
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling problem means a wrong file
         raise ConfigError(f"model.pretrained={path} is not a PyTorch weights file "
                           f"({type(e).__name__}: {str(e).splitlines()[0]}): use torchvision's {url}") from e

@@ -23,3 +23,35 @@ def resolve(name: str) -> torch.device:
                 f"use cuda:0..cuda:{torch.cuda.device_count() - 1}"
             )
     return torch.device(name)
+
+
+# ---------------------------------------------------------------------------- fast paths
+CAPTURE_MIN_STEPS = 1000  # capture=auto: only runs this long repay the compile (~30-60 s)
+
+
+def fast_paths(trainer, device: torch.device, model: torch.nn.Module, steps: int) -> dict:
+    """trainer.precision / channels_last / capture, with `auto` decided for this device and model:
+
+    - precision auto: bf16 autocast on a CUDA device that supports it, else fp32;
+    - channels_last auto: on for a model with 2-d convolutions on CUDA (tensor-core friendly);
+    - capture auto: the training step compiled with CUDA graphs (torch.compile
+      mode="reduce-overhead") on CUDA for runs of at least CAPTURE_MIN_STEPS optimizer steps,
+      when not deterministic. Small models are launch-bound on a GPU; a graph replays the step.
+    An explicit true/fp16/... that cannot work here is a ConfigError, never a silent fallback."""
+    cuda = device.type == "cuda"
+    precision = trainer.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    channels_last = _switch(trainer.channels_last, cuda and conv)
+    capture = _switch(trainer.capture, cuda and steps >= CAPTURE_MIN_STEPS and not trainer.deterministic)
+    if capture and not cuda:
+        raise ConfigError(f"trainer.capture=true records CUDA graphs, and this run is on {device}: "
+                          "use trainer.capture=auto (or trainer.compile=true to compile on a CPU)")
+    return {"precision": precision, "channels_last": channels_last, "capture": capture}
+
+
+def _switch(value, auto: bool) -> bool:
+    """A trainer on/off option: true | false | auto (then `auto`)."""
+    value = str(value).lower()
+    return auto if value == "auto" else value == "true"

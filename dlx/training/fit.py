@@ -18,6 +18,7 @@ from torch import nn
 from dlx.data import Bundle
 from dlx.errors import ConfigError, TrainingError
 from dlx.training.checkpoint import Checkpointer
+from dlx.training.distributed import Group
 from dlx.training.metrics import correct, evaluate, loss_fn
 from dlx.training.regularizers import EarlyStopping
 from dlx.training.schedulers import Schedule
@@ -37,6 +38,7 @@ class History(list):
     best_epoch: int | None = None  # the best epoch by the monitored metric (None: no val split)
     stopped_epoch: int | None = None  # the epoch early stopping ended training at (None: it didn't)
     final_epoch: int | None = None  # the epoch whose weights the model holds at the end
+    shards: dict | None = None  # DDP: the rows each rank trained on in the first epoch
 
     @property
     def final(self) -> dict[str, float]:
@@ -47,7 +49,7 @@ class History(list):
 def configure(deterministic: bool, precision: str = "fp32", device=None) -> None:
     """Process-wide set-up before anything is built: trainer.deterministic (deterministic kernels
     everywhere; an op without one raises) and a check that trainer.precision fits the device."""
-    if device is not None:
+    if device is not None and precision != "auto":
         autocast(precision, torch.device(device))  # fp16 on a CPU: a ConfigError now, not mid-run
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it, before init
@@ -82,20 +84,36 @@ def fit(
     grad_clip: float = 0.0,  # max global grad norm; 0: no clipping
     precision: str = "fp32",  # fp32 | bf16 | fp16 (CUDA, with a grad scaler)
     compile: bool = False,  # train through torch.compile(model)
+    channels_last: bool = False,  # conv nets: NHWC weights and batches (faster convolutions on GPUs)
+    capture: bool = False,  # CUDA: the step compiled into CUDA graphs (torch.compile reduce-overhead)
     checkpoints: Checkpointer | None = None,  # writes last.pt / best.pt; None: no checkpoints
     resume: dict | None = None,  # a checkpoint's state: go on from its epoch + 1
+    group: Group | None = None,  # trainer.strategy=ddp: this rank's DDP group; None: one process
 ) -> History:
     """Train `model` on data.train (already on its device); return per-epoch metrics."""
     task = data.spec.task
     criterion = loss_fn(task)
     x, y = data.train
     n, device = len(x), x.device
+    if group is not None and batch_size < group.size:
+        raise ConfigError(f"dataset.batch_size={batch_size} is split over {group.size} DDP ranks: "
+                          f"use dataset.batch_size >= {group.size}")
+    # a last batch of 1 row (batch norm cannot train on it), or with fewer rows than DDP ranks
+    # (one would get none), joins the batch before it
     steps = math.ceil(n / batch_size)
+    if n > batch_size and 0 < n % batch_size < (group.size if group else 2):
+        steps -= 1
     shuffle = torch.Generator(device=device).manual_seed(seed)
     schedule = schedule or Schedule()
     amp = autocast(precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    forward = torch.compile(model) if compile else model
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # in place: the optimizer's parameters stay
+    forward = group.wrap(model, device) if group else model  # DDP averages gradients over ranks
+    if capture:
+        forward = torch.compile(forward, mode="reduce-overhead")
+    elif compile:
+        forward = torch.compile(forward)
     history = History()
 
     def state() -> dict:
@@ -128,10 +146,20 @@ def fit(
             n_correct = torch.zeros((), device=device, dtype=torch.long)
             first_bad = torch.full((), -1, device=device, dtype=torch.long)  # first non-finite batch
             perm = torch.randperm(n, device=device, generator=shuffle)
+            # DDP, first epoch: which rows this rank trained on (logged to show the shards)
+            rows = torch.zeros(n, dtype=torch.bool, device=device) if group and not history else None
             for step in range(steps):
                 # batch: a slice of the permutation, gathered on the device (no host copy)
-                idx = perm[step * batch_size : (step + 1) * batch_size]
+                idx = perm[step * batch_size : (step + 1) * batch_size if step < steps - 1 else n]
+                if group is not None:  # this rank's rows of the global batch
+                    idx = group.shard(idx)
+                    if rows is not None:
+                        rows[idx] = True
                 xb, yb = data.batch(x[idx], train=True), y[idx]
+                if channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                if capture:  # a new step: the previous step's graph outputs may be reused
+                    torch.compiler.cudagraph_mark_step_begin()
                 # forward / backward (the scaler only scales for fp16)
                 with amp:
                     out = forward(xb)
@@ -157,6 +185,12 @@ def fit(
 
             # epoch end: one sync for the training metrics; a non-finite loss stops the run here,
             # before anything is checkpointed, so last.pt stays the last good epoch
+            if group is not None:  # the ranks' sums, one all-reduce per epoch
+                group.sum(loss_sum, n_correct)
+                group.max(first_bad)
+                group.sync_buffers(model)  # batch-norm statistics: rank 0's, so validation agrees
+                if rows is not None:
+                    history.shards = group.describe(rows)
             bad = int(first_bad)
             if bad >= 0:
                 raise TrainingError(

@@ -1,0 +1,139 @@
+"""A tracking URI with credentials (http://user:PASSWORD@host, ?token=..., a Databricks token)
+never reaches logged params, tags, config.yaml/overrides.txt artifacts or printed output: dlx
+logs and prints `user:***@host` (tracking.redact). Hydra's own files in the run dir
+(.hydra/*.yaml) and the checkpoints stay on the user's disk and keep the overrides as typed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from dlx import tracking
+from dlx.config import flatten, register
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("text,want", [
+    ("http://alice:s3cr3t-Pa55@mlflow.example.com/", "http://alice:***@mlflow.example.com/"),
+    ("https://alice:s3cr3t-Pa55@host:5000/path?x=1", "https://alice:***@host:5000/path?x=1"),
+    ("https://alice:p@ss:w0rd@host/", "https://alice:***@host/"),  # an unescaped @ in it
+    ("postgresql://dlx:s3cr3t-Pa55@db:5432/mlflow", "postgresql://dlx:***@db:5432/mlflow"),
+    ("https://host/api?token=s3cr3t-Pa55&x=1", "https://host/api?token=***&x=1"),
+    ("https://host/?api_key=s3cr3t-Pa55", "https://host/?api_key=***"),
+    ("token dapi0123456789abcdef0123456789abcdef used", "token dapi*** used"),
+    ("a=http://u:p1@h/ b=http://v:p2@i/", "a=http://u:***@h/ b=http://v:***@i/"),
+    # nothing secret: unchanged
+    ("http://alice@host/", "http://alice@host/"),
+    ("sqlite:////tmp/a:b@c/mlflow.db", "sqlite:////tmp/a:b@c/mlflow.db"),
+    ("databricks://my-profile", "databricks://my-profile"),
+    ("user:pass@host without a scheme", "user:pass@host without a scheme"),
+    ("0.001", "0.001"),
+])
+def test_redact(text, want):
+    assert tracking.redact(text) == want
+
+
+def _compose(*overrides):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose("config", overrides=list(overrides))
+
+
+def test_what_a_run_would_log_is_redacted_without_contacting_the_server(monkeypatch):
+    """Run's logging methods on a composed config whose tracking.uri carries a password;
+    mlflow's writers are replaced by recorders, so nothing is contacted."""
+    uri = f"https://alice:{SECRET}@mlflow.example.com:5000/"
+    cfg = _compose(f"tracking.uri={uri}")
+    assert SECRET in str(flatten(cfg)) and SECRET in OmegaConf.to_yaml(cfg)  # what run.py passes
+
+    logged = []
+    for name in ("log_params", "set_tags"):
+        monkeypatch.setattr(tracking.mlflow, name, lambda values: logged.append(values))
+    monkeypatch.setattr(tracking.mlflow, "log_text", lambda text, path: logged.append({path: text}))
+    run = object.__new__(tracking.Run)  # the logging methods, without starting a run
+    run.log_params(flatten(cfg))
+    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.log_text(f"tracking.uri={uri}\n", "overrides.txt")
+    run.set_tags({"dlx.overrides": f"model=mlp tracking.uri={uri}", "dlx.epochs": 3})
+    text = repr(logged)
+    assert SECRET not in text
+    assert logged[0]["tracking.uri"] == "https://alice:***@mlflow.example.com:5000/"
+    assert "uri: https://alice:***@mlflow.example.com:5000/" in logged[1]["config.yaml"]
+    assert logged[3] == {"dlx.overrides": "model=mlp tracking.uri=https://alice:***@mlflow.example."
+                                          "com:5000/", "dlx.epochs": "3"}
+    assert logged[0]["optimizer.lr"] == "0.001"  # everything else as before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local MLflow tracking server (no auth: it ignores the credentials in the URL)."""
+    port, folder = _free_port(), tmp_path / "server"
+    folder.mkdir()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                             f"sqlite:///{folder / 'server.db'}", "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"], cwd=folder, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_run_on_a_server_reached_with_a_password_records_and_prints_no_password(dlx, server):
+    proc = dlx.train("model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1",
+                     f"tracking.uri=http://alice:{SECRET}@{server}")
+    assert SECRET not in proc.stdout + proc.stderr
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"http://{server}")
+    (run,) = client.search_runs([client.get_experiment_by_name("dlx").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_id in proc.stdout
+    assert run.data.params["tracking.uri"] == f"http://alice:***@{server}"
+    assert f"tracking.uri=http://alice:***@{server}" in run.data.tags["dlx.overrides"]
+    assert SECRET not in repr(run.data.params) + repr(run.data.tags)
+    for path in ("config.yaml", "overrides.txt"):
+        text = Path(client.download_artifacts(run.info.run_id, path, str(dlx.cwd))).read_text()
+        assert SECRET not in text and f"alice:***@{server}" in text, path
+
+
+def test_an_unreachable_server_named_with_a_password_is_one_redacted_line(dlx):
+    dlx.env["MLFLOW_TRACKING_URI"] = f"http://alice:{SECRET}@127.0.0.1:{_free_port()}/"
+    dlx.env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    proc = dlx.train("model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1",
+                     check=False)
+    assert proc.returncode == 1
+    assert SECRET not in proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("dlx: error: ") and "http://alice:***@127.0.0.1:" in line
