@@ -76,7 +76,7 @@ def _trainer(**kw):
                              "deterministic": False, **kw})
 
 
-def test_auto_fast_paths_turn_on_for_conv_nets_on_cuda_only(monkeypatch):
+def test_auto_fast_paths_pick_bf16_and_capture_on_cuda_and_channels_last_for_conv_nets(monkeypatch):
     from dlx.training.device import CAPTURE_MIN_STEPS, fast_paths
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -90,7 +90,8 @@ def test_auto_fast_paths_turn_on_for_conv_nets_on_cuda_only(monkeypatch):
         "precision": "bf16", "channels_last": False, "capture": False}
     assert fast_paths(_trainer(deterministic=True), cuda, conv, long)["capture"] is False
     assert fast_paths(_trainer(), cpu, conv, long) == {
-        "precision": "fp32", "channels_last": False, "capture": False}
+        "precision": "fp32", "channels_last": True, "capture": False}
+    assert fast_paths(_trainer(), cpu, dense, long)["channels_last"] is False
     # explicit choices win over auto
     assert fast_paths(_trainer(precision="fp32", channels_last="false", capture="false"),
                       cuda, conv, long) == {"precision": "fp32", "channels_last": False, "capture": False}
@@ -136,3 +137,16 @@ def test_a_last_batch_of_one_row_joins_the_batch_before_it():
     history = fit(model, torch.optim.SGD(model.parameters(), lr=1e-3), _data(35), 2, 17, 0, [steps])
     assert steps.steps == [2, 2] and len(history) == 2
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+
+
+@pytest.mark.slow
+def test_the_captured_step_code_path_trains(recwarn):
+    """capture=True compiles the step with mode="reduce-overhead" and marks each step's start;
+    on a CPU Inductor skips the CUDA graphs but runs the same loop code (the GPU part needs CUDA)."""
+    from dlx.training.fit import fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    history = fit(model, torch.optim.Adam(model.parameters(), lr=1e-2), _data(256), 3, 32, 0,
+                  capture=True)
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]

@@ -33,7 +33,8 @@ def fast_paths(trainer, device: torch.device, model: torch.nn.Module, steps: int
     """trainer.precision / channels_last / capture, with `auto` decided for this device and model:
 
     - precision auto: bf16 autocast on a CUDA device that supports it, else fp32;
-    - channels_last auto: on for a model with 2-d convolutions on CUDA (tensor-core friendly);
+    - channels_last auto: on for a model with 2-d convolutions (NHWC kernels: faster on GPUs, and
+      x1.37 for the source CNN on a 2-core CPU in benchmarks/RESULTS.md);
     - capture auto: the training step compiled with CUDA graphs (torch.compile
       mode="reduce-overhead") on CUDA for runs of at least CAPTURE_MIN_STEPS optimizer steps,
       when not deterministic. Small models are launch-bound on a GPU; a graph replays the step.
@@ -43,7 +44,7 @@ def fast_paths(trainer, device: torch.device, model: torch.nn.Module, steps: int
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
     conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    channels_last = _switch(trainer.channels_last, cuda and conv)
+    channels_last = _switch(trainer.channels_last, conv)
     capture = _switch(trainer.capture, cuda and steps >= CAPTURE_MIN_STEPS and not trainer.deterministic)
     if capture and not cuda:
         raise ConfigError(f"trainer.capture=true records CUDA graphs, and this run is on {device}: "
