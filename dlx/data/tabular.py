@@ -287,15 +287,17 @@ def encode_csv(cfg, spec, artifacts):
     """dlx predict's reader for a csv run: a CSV with the run's feature columns (the target and
     any other column may be there too: they are ignored) through the run's fitted Pipeline
     (preprocessing.joblib, fitted on its train rows; never refitted on the new file)."""
-    pipe = joblib.load(artifacts["preprocessing.joblib"])
-    described = artifacts["preprocessing.json"]
-    columns = [str(c) for c in pipe.feature_names_in_]  # the training order, which sklearn checks
-    numeric = [c for c in columns if c in described["numeric_columns"]]
-    one_hot = pipe.named_steps["columns"].named_transformers_["cat"].named_steps["one_hot"]
-    as_text = {c for c, cats in zip(described["categorical_columns"], one_hot.categories_)
-               if cats.dtype == object}  # text categories: "1" in a new file must stay "1"
 
-    def encode(path) -> tuple[torch.Tensor, dict]:
+    def encode(path) -> tuple[torch.Tensor, dict]:  # read the fitted objects only when predicting
+        pipe = joblib.load(artifacts["preprocessing.joblib"])
+        described = artifacts["preprocessing.json"]
+        columns = [str(c) for c in pipe.feature_names_in_]  # the training order sklearn checks
+        numeric = [c for c in columns if c in described["numeric_columns"]]
+        as_text = set()  # text categories: "1" in a new file must stay "1"
+        if described["categorical_columns"]:
+            one_hot = pipe.named_steps["columns"].named_transformers_["cat"].named_steps["one_hot"]
+            as_text = {c for c, cats in zip(described["categorical_columns"], one_hot.categories_)
+                       if cats.dtype == object}
         frame = _read_user_csv(path, cfg.encoding)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
