@@ -62,6 +62,7 @@ def _assert_all_recorded(dlx, done, n: int) -> list:
     return runs
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_two_runs_started_in_the_same_second_get_distinct_dirs_in_a_new_store(dlx):
     runs = _assert_all_recorded(dlx, _start_all(dlx, 2, same_second=True), 2)
     names = [Path(r.data.tags["dlx.output_dir"]).name for r in runs]

@@ -118,6 +118,7 @@ def _damage(path: Path, how: str) -> None:
     path.write_bytes(data[: len(data) // 2] if how == "truncate" else b"not a checkpoint\n" * 64)
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_resume_skips_a_damaged_last_pt_and_names_unreadable_files(dlx):
     base = ("model=mlp", "model.hidden_sizes=[16]", "trainer.device=cpu")
     dlx.train(*base, "trainer.epochs=3")

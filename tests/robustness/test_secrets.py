@@ -110,6 +110,7 @@ def server(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
 def test_a_run_on_a_server_reached_with_a_password_records_and_prints_no_password(dlx, server):
     proc = dlx.train("model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1",
                      f"tracking.uri=http://alice:{SECRET}@{server}")
