@@ -67,7 +67,7 @@ def compose(overrides: list[str], output_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from dlx.cli import CONF_DIR
+    from dlx.config import CONF_DIR
     from dlx.config import register
 
     register()

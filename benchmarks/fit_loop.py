@@ -58,7 +58,7 @@ def dlx_fit(root: Path, work: Path, batch_size: int, epochs: int, warmup: int, d
             overrides: list[str] = ()):
     """dlx's fit loop through `dlx.run.train`; returns (seconds of each timed epoch, Result)."""
     from dlx.run import train
-    from dlx.training.fit import Callback
+    from dlx.training.callbacks import Callback
 
     class Clock(Callback):  # epoch k lasts from its start to epoch k+1's start (or its own end)
         def __init__(self):

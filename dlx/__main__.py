@@ -1,3 +1,5 @@
-from dlx.cli import main
+"""`python -m dlx`: the same as the `dlx` command."""
 
-main()
+from dlx.cli import run
+
+run()

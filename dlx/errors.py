@@ -1,6 +1,6 @@
 """One error type for the user's mistakes, caught once by the CLI and shown as one line.
 
-Library errors are wrapped `from e` so `--debug` / HYDRA_FULL_ERROR=1 still shows their cause.
+Library errors are wrapped `from e`, so DLX_DEBUG=1 (or HYDRA_FULL_ERROR=1) shows their cause.
 """
 
 

@@ -33,7 +33,7 @@ class _Estimator:
         y = torch.as_tensor(y)
         if task == "regression":
             return float(1 - (out - y).pow(2).sum() / (y - y.mean(0)).pow(2).sum())
-        from dlx.training.metrics import correct
+        from dlx.training.evaluation import correct
 
         return float(correct(out, y, task)) / len(y)
 

@@ -1,10 +1,10 @@
-"""Using a finished run: find it, rebuild its data from its own resolved config, load its logged
-model, then evaluate it on a split or predict on new inputs. `dlx eval` and `dlx predict`."""
+"""Using a finished run: find it, rebuild its network from the weights it logged (no pickled
+code is run), rebuild its data from its own resolved config, then score it on a split or predict
+on new inputs. `dlx eval`, `dlx predict`, `dlx explain`, `dlx export` and `dlx.load_model`."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,25 +14,64 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from dlx import models, tracking
-from dlx.data import Bundle, loader
+from dlx import models
+from dlx.data import Bundle, registry
 from dlx.errors import ConfigError, DataError, DlxError
-from dlx.training import metrics
+from dlx.tracking import pickles_trusted, queries, resolve_uri
+from dlx.training import evaluation, metrics
 
 
-class _Logged(nn.Module):
-    """A logged model as loaded back. An exported (pt2) graph is fixed in eval mode and refuses
-    .eval()/.train(), so switching modes is a no-op here."""
+def find_run(ref: str, uri: str) -> dict[str, Any]:
+    """RUN as a user gives it: an MLflow run id, a run name, or a Hydra output dir."""
+    path = Path(ref)
+    if path.is_dir():
+        found = queries.find_runs(uri, tag=("dlx.output_dir", str(path.resolve())))
+    elif re.fullmatch(r"[0-9a-f]{32}", ref):
+        found = [queries.get_run(uri, ref)]
+    else:
+        found = queries.find_runs(uri, name=ref)
+    if not found:
+        raise DlxError(f"no run {ref!r} in {uri}: pass a run id, a run name or a Hydra run dir "
+                       "(see `dlx runs`)")
+    run = max(found, key=lambda r: r["start_time"])
+    if run["tags"].get("dlx.kind") == "sweep":
+        raise DlxError(f"run {ref!r} is a sweep's parent: pass one of its children "
+                       "(`dlx runs --best` names the best)")
+    return run
 
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
 
-    def forward(self, x):
-        return self.inner(x)
+def load_model(run: str, uri: str | None = None) -> nn.Module:
+    """The trained network of a dlx run (run id, run name or output dir), in eval mode on the
+    CPU: `dlx.load_model(RUN)` is dlx's `mlflow.pytorch.load_model`. It rebuilds the network
+    from dlx's code and the run's model config, then reads its weights with
+    torch.load(weights_only=True)."""
+    uri = resolve_uri(uri)
+    return _model(find_run(run, uri), uri)
 
-    def train(self, mode: bool = True):
-        return self
+
+def _model(run: dict, uri: str) -> nn.Module:
+    return models.load(_model_folder(run, uri))
+
+
+def _model_folder(run: dict, uri: str) -> Path:
+    weights = run["tags"].get("dlx.weights")
+    folder = queries.download(uri, run["run_id"], str(Path(weights).parent)) if weights else None
+    if folder is None:
+        raise DlxError(f"run {run['run_id']} has no logged model (it ran with "
+                       "tracking.log_model=false or did not finish): train it again to use it")
+    return folder
+
+
+def export(ref: str, uri: str, serialization_format: str = "pt2") -> tuple[str, str]:
+    """`dlx export`: the run's network logged as an MLflow model; (its models:/ URI, run id)."""
+    run = find_run(ref, uri)
+    model, spec = models.read(_model_folder(run, uri))
+    if spec.vocab_size:  # token ids, as the model reads them
+        example = torch.randint(2, spec.vocab_size, (4, *spec.input_shape))
+    else:
+        example = torch.rand(4, *spec.input_shape)
+    return queries.export_model(uri, run["run_id"], model, example.numpy(),
+                                serialization_format), run["run_id"]
 
 
 @dataclass
@@ -46,27 +85,10 @@ class Loaded:
     #   predict: an autoencoder's reconstruction Bundle has none, its splits being transformed
 
 
-def find_run(ref: str, uri: str) -> dict[str, Any]:
-    """RUN as a user gives it: an MLflow run id, a run name, or a Hydra output dir."""
-    path = Path(ref)
-    if path.is_dir():
-        found = tracking.find_runs(uri, tag=("dlx.output_dir", str(path.resolve())))
-    elif re.fullmatch(r"[0-9a-f]{32}", ref):
-        found = [tracking.get_run(uri, ref)]
-    else:
-        found = tracking.find_runs(uri, name=ref)
-    if not found:
-        raise DlxError(f"no run {ref!r} in {uri}: pass a run id, a run name or a Hydra run dir "
-                       "(see `dlx runs`)")
-    return max(found, key=lambda r: r["start_time"])
-
-
 def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
+    """A run with its network and its data rebuilt (`dataset.*` overrides point at moved files)."""
     run = find_run(ref, uri)
-    if run["tags"].get("dlx.kind") == "sweep":
-        raise DlxError(f"run {ref!r} is a sweep's parent: pass one of its children "
-                       "(`dlx runs --best` names the best)")
-    text = tracking.load_text_artifact(uri, run["run_id"], "config.yaml")
+    text = queries.text_artifact(uri, run["run_id"], "config.yaml")
     if text is None:
         raise DlxError(f"run {run['run_id']} has no config.yaml artifact: was it made by dlx?")
     cfg = OmegaConf.create(text)
@@ -75,15 +97,16 @@ def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
         raise ConfigError(f"only dataset.* overrides apply to a trained run, not {', '.join(bad)}")
     if overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    model_uri = run["tags"].get("dlx.model_uri")
-    if not model_uri:
-        raise DlxError(f"run {run['run_id']} has no logged model (it ran with "
-                       "tracking.log_model=false or did not finish): train it again to use it")
-    data = loader.load(cfg.dataset)
+    model = _model(run, uri)
+    data = registry.load(cfg.dataset)
     transform = data.transform
-    if getattr(models.build(cfg.model, data.spec), "reconstructs", False):
+    if getattr(model, "reconstructs", False):
         data = data.for_reconstruction()
-    return Loaded(run, cfg, data, _Logged(tracking.load_model(uri, model_uri)), uri, transform)
+    if cfg.trainer.get("cv_folds", 0) > 1 and cfg.trainer.get("cv_refit", True):
+        from dlx.training.cv import refit_data
+
+        data = refit_data(data)  # the refit's preprocessing, fitted on all of train+val
+    return Loaded(run, cfg, data, model, uri, transform)
 
 
 def evaluate(loaded: Loaded, split: str = "test") -> dict[str, Any]:
@@ -92,17 +115,16 @@ def evaluate(loaded: Loaded, split: str = "test") -> dict[str, Any]:
     part = data.test if split == "test" else data.val
     if part is None:
         raise ConfigError(f"the run has no {split} split (dataset.val_fraction=0): use --split test")
-    task = data.spec.task
-    scores, out = metrics.evaluate(loaded.model, *part, task, loaded.cfg.dataset.batch_size,
-                                   data.transform)
-    result: dict[str, Any] = {"split": split, "task": task, "n": len(part[0]),
-                              "metrics": {f"{split}_{k}": v for k, v in scores.items()}}
-    if data.spec.is_classification:
-        report = metrics.classification_report(out, part[1], task, data.spec.class_names)
+    scores = evaluation.score(loaded.model, part, data.spec.task, loaded.cfg.dataset.batch_size,
+                              data.transform, name=split)
+    result: dict[str, Any] = {"split": split, "task": data.spec.task, "n": len(part[0]),
+                              "metrics": scores.metrics}
+    if scores.target is not None:
+        names = data.spec.class_names
+        report = metrics.classification_report(scores.target, scores.pred, names)
         result["metrics"][f"{split}_f1_macro"] = report["macro avg"]["f1-score"]
         result["classification_report"] = report
-        result["confusion_matrix"] = metrics.confusion_matrix(out, part[1], task,
-                                                              data.spec.class_names)
+        result["confusion_matrix"] = metrics.confusion_matrix(scores.target, scores.pred, names)
     return result
 
 
@@ -113,7 +135,7 @@ def predict(loaded: Loaded, source: str) -> list[dict[str, Any]]:
     vocabulary, its preprocessing Pipeline). One row per input: what names it (file, line, row),
     the prediction, and class probabilities."""
     cfg, spec = loaded.cfg, loaded.data.spec
-    encode = loader.encoder(cfg.dataset, spec, _logged_artifacts(loaded))
+    encode = registry.encoder(cfg.dataset, spec, _logged_artifacts(loaded))
     if encode is None:
         raise DataError(f"dlx predict cannot read new inputs for dataset {cfg.dataset.name}: it "
                         "reads csv, digits, image (mnist, fashion_mnist, cifar10, image_folder) "
@@ -146,19 +168,18 @@ def _rows(out: torch.Tensor, spec, prep, x: torch.Tensor) -> list[dict[str, Any]
 def _logged_artifacts(loaded: Loaded) -> dict[str, Any]:
     """The dataset's fitted artifacts as the run logged them (vocab.json, preprocessing.json),
     each falling back to the rebuilt Bundle's own (fitted on the same train rows). Pickled files
-    (preprocessing.joblib) would run code when loaded, so the logged ones are used only with
-    MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true; otherwise the rebuilt ones are, after checking
+    (preprocessing.joblib) would run code when loaded, so the logged ones are used only when
+    pickles are trusted (dlx/tracking/__init__.py); otherwise the rebuilt ones are, after checking
     that the run's logged JSON (its fitted values) matches the rebuilt Bundle's."""
-    run_id, found = loaded.run["run_id"], {}
-    trusted = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "").lower() in ("true", "1")
+    run_id, found, trusted = loaded.run["run_id"], {}, pickles_trusted()
     rebuilt_files = False
     for name, own in loaded.data.artifacts.items():
         if isinstance(own, dict):
-            logged = tracking.load_json_artifact(loaded.uri, run_id, name)
+            logged = queries.json_artifact(loaded.uri, run_id, name)
         elif isinstance(own, str):
-            logged = tracking.load_text_artifact(loaded.uri, run_id, name)
+            logged = queries.text_artifact(loaded.uri, run_id, name)
         elif trusted:
-            logged = tracking.download_artifact(loaded.uri, run_id, name)
+            logged = queries.download(loaded.uri, run_id, name)
         else:
             logged, rebuilt_files = None, True
         found[name] = own if logged is None else logged
@@ -166,7 +187,7 @@ def _logged_artifacts(loaded: Loaded) -> dict[str, Any]:
         for name, own in loaded.data.artifacts.items():
             if isinstance(own, dict) and json.loads(json.dumps(own, default=str)) != found[name]:
                 raise DataError(f"the run's logged {name} differs from the one rebuilt from its "
-                                "config (a cross-validated refit, or changed training data): set "
+                                "config (changed training data?): set "
                                 "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true to use the run's own "
                                 "logged preprocessing files, if you trust its store")
     return found

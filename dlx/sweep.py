@@ -1,14 +1,23 @@
-"""The GridSearchCV-style report of a sweep: which child won, and a results table and plot.
+"""Sweeps: `dlx train -m` as GridSearchCV. One parent MLflow run per multirun with one child per
+job (SweepTracking, a Hydra callback), and the GridSearchCV-style report: which child won
+(best_params_, best_score_), a results table (cv_results_) and the objective plot.
 
-Pure Python over the rows `tracking.children` returns; callbacks.SweepTracking writes the files and
-tracking logs them on the parent run.
+The ranking is pure Python over runs as dicts (dlx/tracking/queries.py); the tracking writer
+ranks the children when the sweep ends and logs results.csv and objective.png on the parent.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from dlx.errors import DlxError
+from dlx.tracking.recorder import PARENT_ENV
 
 
 def objective_key(monitor: str, cv_folds: int = 0) -> str:
@@ -58,30 +67,79 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def plot_objective(rows: list[dict[str, Any]], axes: list[str], key: str, path: Path) -> Path | None:
-    """One panel per swept parameter: the objective of every finished child against its value."""
-    points = [r for r in rows if r.get(key) not in ("", None)]
-    if not axes or not points:
-        return None
-    import matplotlib
+# ------------------------------------------------------------------------- the Hydra callback
+class SweepTracking(Callback):
+    """Creates the store, the experiment and the parent run once, before any job starts
+    (parallel jobs racing to create a new SQLite store collide), and ranks the children when
+    the last job is done. Jobs find the parent through DLX_SWEEP_PARENT_RUN_ID, which launchers'
+    worker processes inherit. `last` keeps what the CLI reports after a multirun."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    last: dict[str, Any] = {}
 
-    fig, panels = plt.subplots(1, len(axes), figsize=(4 * len(axes), 3.2), squeeze=False)
-    for ax, name in zip(panels[0], axes):
-        values = [r[name] for r in points]
-        try:  # numeric axes on a numeric (log for lr) scale, others as categories
-            xs = [float(v) for v in values]
-            if name.endswith(".lr") and min(xs) > 0:
-                ax.set_xscale("log")
-        except ValueError:
-            xs = values
-        ax.scatter(xs, [float(r[key]) for r in points])
-        ax.set_xlabel(name)
-        ax.set_ylabel(key)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepTracking.last = {}
+        if not config.tracking.enabled:
+            return
+        from dlx.tracking import client, resolve_uri
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        overrides = " ".join(config.hydra.overrides.task)
+        self.parent = client.writer().call(
+            "start_sweep", resolve_uri(config.tracking.uri), config.tracking.experiment,
+            f"sweep_{sweep_dir.name}",
+            {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
+             "dlx.monitor": config.trainer.monitor},
+            {"sweep.overrides": overrides}, str(sweep_dir))
+        os.environ[PARENT_ENV] = self.parent
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        SweepTracking.last = {"parent_run_id": self.parent}
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        parent = os.environ.pop(PARENT_ENV, None)
+        os.environ.pop(SWEEP_PID_ENV, None)
+        if not parent:
+            return
+        from dlx.tracking import client
+
+        key = objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0))
+        summary = client.writer().call("finish_sweep", parent, key, config.trainer.monitor_mode,
+                                       str(Path(config.hydra.sweep.dir)))
+        SweepTracking.last.update(summary)
+
+
+SWEEP_PID_ENV = "DLX_SWEEP_PID"  # the process that runs the sweep (its jobs may run elsewhere)
+
+
+def in_worker() -> bool:
+    """Whether this job runs in a launcher's worker process rather than the sweep's own."""
+    pid = os.environ.get(SWEEP_PID_ENV)
+    return pid is not None and int(pid) != os.getpid()
+
+
+# ---------------------------------------------------------------------- the best of a sweep
+def best_of(uri: str, experiment: str, sweep_id: str | None) -> dict[str, Any]:
+    """`dlx runs --best`: the winning child of a sweep (the newest one unless `sweep_id`), with
+    its swept parameters, its score and its test metrics and classification report."""
+    from dlx.tracking import queries
+
+    if sweep_id is None:
+        parents = [r for r in queries.list_runs(uri, experiment, limit=1000)
+                   if r["tags"].get("dlx.kind") == "sweep"]
+        if not parents:
+            raise DlxError(f"no sweep in experiment {experiment!r}: run `dlx train -m ...` first")
+        sweep_id = max(parents, key=lambda r: r["start_time"])["run_id"]
+    parent = queries.get_run(uri, sweep_id)
+    best_id = parent["tags"].get("dlx.best_run_id")
+    if not best_id:
+        raise DlxError(f"sweep {sweep_id} has no finished child to rank")
+    key = parent["tags"]["dlx.objective"]
+    child = queries.get_run(uri, best_id)
+    siblings = queries.children_of(uri, sweep_id)
+    axes = swept_params(siblings) or sorted(child["params"])
+    return {"sweep_run_id": sweep_id, "n_children": len(siblings), "best_run_id": best_id,
+            "best_run_name": child["run_name"],
+            "best_params": {k: child["params"].get(k) for k in axes},
+            "best_score": {key: child["metrics"].get(key)},
+            "test": {k: v for k, v in child["metrics"].items() if k.startswith("test_")},
+            "classification_report": queries.json_artifact(uri, best_id,
+                                                           "classification_report.json")}

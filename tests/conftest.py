@@ -17,7 +17,8 @@ class Dlx:
     def __init__(self, cwd: Path):
         self.cwd = cwd
         # one thread per dlx process: the tests' models are small, and threads only contend
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        # COLUMNS: tables are as wide as a wide terminal unless a test says otherwise
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
         self.env.pop("MLFLOW_TRACKING_URI", None)
         self.env.pop("HYDRA_FULL_ERROR", None)
         self.env.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)  # dlx's safe default applies
@@ -38,11 +39,17 @@ class Dlx:
         return f"sqlite:///{self.cwd / 'mlflow.db'}"
 
     def client(self):
-        import mlflow
-        from mlflow.tracking import MlflowClient
+        """An MlflowClient on the store, opened as dlx opens it (a store being created by a
+        dlx process is waited for, not migrated twice at once)."""
+        from dlx.tracking.store import client
 
-        mlflow.set_tracking_uri(self.uri)  # so models:/ URIs resolve against this store too
-        return MlflowClient(self.uri)
+        return client(self.uri)
+
+    def model(self, run):
+        """The run's trained network, as a user loads it: dlx.load_model."""
+        import dlx
+
+        return dlx.load_model(run.info.run_id, self.uri)
 
     def runs(self, experiment: str = "dlx"):
         client = self.client()

@@ -34,14 +34,3 @@ def test_cfg_job_prints_the_composed_config_without_training(dlx):
     assert "_target_: torch.optim.SGD" in proc.stdout
     assert "lr: 0.05" in proc.stdout
     assert not (dlx.cwd / "mlflow.db").exists()
-
-
-def test_config_list_and_show(dlx):
-    listing = dlx("config", "list").stdout
-    assert "scikit-learn's bundled 8x8 handwritten digits" in listing
-    assert "torch.optim" not in listing or "adam" in listing
-    shown = dlx("config", "show", "model=mlp", "optimizer.lr=0.05").stdout
-    assert "dlx.models.mlp.MLP" in shown and "0.05" in shown
-    bad = dlx("config", "show", "optimizer.lr=-1", check=False)
-    assert bad.returncode == 1 and bad.stderr.strip() == (
-        "dlx: error: invalid config: optimizer.lr=-1.0 must be > 0")

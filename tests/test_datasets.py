@@ -23,8 +23,8 @@ from fixtures.datasets import (
 )
 from omegaconf import OmegaConf
 
-from dlx.config import CIFAR10Config, CSVConfig, FashionMNISTConfig, MNISTConfig
-from dlx.data import loader, text, vision
+from dlx.config.dataset import CIFAR10Config, CSVConfig, FashionMNISTConfig, MNISTConfig
+from dlx.data import registry as loader, text, vision
 from dlx.errors import DataError
 
 

@@ -95,12 +95,10 @@ def test_every_preset_composes_validates_and_is_in_the_readme():
 
 # ------------------------------------------------------------------------------ offline presets
 def _linear_weights(dlx, *extra: str):
-    dlx("train", "+experiment=seed_linear_regression", "trainer.progress=false",
-        "tracking.model_format=pickle", NO_CHECKPOINTS, *extra)
+    dlx("train", "+experiment=seed_linear_regression", "trainer.progress=false", NO_CHECKPOINTS, *extra)
     (run,) = dlx.runs()
-    import mlflow.pytorch
 
-    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    model = dlx.model(run)
     return model.fc.weight.item(), model.fc.bias.item(), run
 
 
@@ -123,7 +121,7 @@ def test_seed_classification_presets(dlx1):
     dlx1.train("-m", "+experiment=seed_logistic_regression,seed_mlp_sigmoid,seed_rnn", NO_CHECKPOINTS)
     runs = jobs(dlx1)
     assert set(runs) == {"seed_logistic_regression", "seed_mlp_sigmoid", "seed_rnn"}
-    from dlx.data import loader
+    from dlx.data import registry as loader
 
     def majority(preset: str) -> float:
         y = loader.load(compose(f"+experiment={preset}").dataset).test[1][:, 0]
@@ -161,7 +159,7 @@ def test_mnist_presets_run_on_local_files(dlx1, tmp_path):
     assert runs["seed_mnist_cnn_keras"].data.metrics["test_accuracy"] >= 0.5
     ae = runs["seed_autoencoder"]
     assert "test_mse" in ae.data.metrics
-    assert "reconstructions.png" in {a.path for a in dlx1.client().list_artifacts(ae.info.run_id)}
+    assert "plots/reconstructions.png" in {a.path for a in dlx1.client().list_artifacts(ae.info.run_id, "plots")}
 
 
 def test_cifar10_preset_runs_on_local_files(dlx1, tmp_path):

@@ -50,7 +50,7 @@ def compose(*overrides: str):
 
 def splits(*overrides: str):
     """(train, test) tensors of the dataset that `overrides` select, as dlx splits it."""
-    from dlx.data import loader
+    from dlx.data import registry as loader
 
     data = loader.load(compose(*overrides).dataset)
     return data.train, data.test
@@ -110,9 +110,11 @@ def test_image_models_and_autoencoders_train_on_digits(dlx1):
     assert conv.data.metrics["test_mse"] < 0.6 * mean_image_mse, (conv.data.metrics, mean_image_mse)
     for r in (dense, conv):
         assert "test_accuracy" not in r.data.metrics and "train_accuracy" not in r.data.metrics
-        assert "reconstructions.png" in artifacts(dlx, r)
+        assert "plots/reconstructions.png" in {a.path for a in dlx.client().list_artifacts(
+            r.info.run_id, "plots")}
         assert "classification_report.json" not in artifacts(dlx, r)
-    png = dlx.client().download_artifacts(dense.info.run_id, "reconstructions.png", str(dlx.cwd))
+    png = dlx.client().download_artifacts(dense.info.run_id, "plots/reconstructions.png",
+                                        str(dlx.cwd))
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -239,7 +241,7 @@ def test_synthetic_sequences_are_right_padded_token_ids():
     noise = compose("dataset=synthetic_sequence", "dataset.n_samples=2000").dataset
     x, y, _ = sequence(noise)
     assert x.shape == (2000, 10) and (x != 0).all() and 0.45 < y.mean() < 0.55
-    from dlx.data import loader
+    from dlx.data import registry as loader
 
     data = loader.load(noise)
     assert data.train[0].dtype == torch.int64 and data.train[1].dtype == torch.float32
@@ -260,12 +262,10 @@ def resnet18_weights(tmp_path):
 def test_resnet18_loads_local_weights_freezes_the_backbone_and_trains_the_head(dlx1, resnet18_weights):
     dlx = dlx1
     dlx("train", "model=resnet18", f"model.pretrained={resnet18_weights}", "model.freeze=true",
-        "optimizer.lr=0.01", "trainer.epochs=2", "trainer.progress=false",
-        "tracking.model_format=pickle")
+        "optimizer.lr=0.01", "trainer.epochs=2", "trainer.progress=false")
     (run,) = dlx.runs()
-    import mlflow.pytorch
 
-    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    model = dlx.model(run)
     state = torch.load(resnet18_weights, weights_only=True)
     # the backbone holds the file's tensors, untouched by training (batch-norm statistics included)
     for key in ("conv1.weight", "layer4.1.conv2.weight", "layer1.0.bn1.running_mean", "bn1.weight"):
@@ -344,7 +344,7 @@ def test_bad_model_config_fails_before_anything_trains(overrides, message):
     """What `dlx train` does first: validate the composed config, load the data, build the model."""
     from dlx import models
     from dlx.config import validate
-    from dlx.data import loader
+    from dlx.data import registry as loader
 
     cfg = compose(*overrides)
     with pytest.raises(ConfigError) as err:

@@ -161,7 +161,7 @@ def test_csv_predict_uses_the_logged_pipeline_and_model(trained, inputs, predict
 
     pipe = joblib.load(mlflow.artifacts.download_artifacts(
         f"runs:/{run.info.run_id}/preprocessing.joblib", dst_path=str(tmp_path)))
-    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    model = dlx.model(run)
     x = torch.as_tensor(pipe.transform(test.drop(columns="label")), dtype=torch.float32)
     with torch.no_grad():
         probs = model(x).softmax(1).numpy()

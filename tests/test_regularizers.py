@@ -65,19 +65,16 @@ def _dropout_active(model, x) -> bool:
 def test_dropout_and_early_stopping_together(dlx):
     """regularizer=[dropout,early_stopping]: dropout at p in train mode only; an overfitting run
     stops early and the logged model is the best epoch's."""
-    import mlflow.pytorch
 
-    from dlx.data import loader
-    from dlx.training.metrics import evaluate
+    from dlx.data import registry as loader
+    from dlx.training.evaluation import evaluate
 
     # lr=0.01 makes the MLP overfit the small digits train split within a few epochs
     dlx("train", "model=mlp", "optimizer.lr=0.01", "trainer.epochs=100", "trainer.device=cpu",
         "regularizer=[dropout,early_stopping]", "regularizer.dropout.p=0.3",
-        "regularizer.early_stopping.patience=3", "trainer.progress=false",
-        "tracking.model_format=pickle")
+        "regularizer.early_stopping.patience=3", "trainer.progress=false")
     (run,) = dlx.runs()
-    mlflow.set_tracking_uri(dlx.uri)  # the logged model lives in the test's store
-    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    model = dlx.model(run)
 
     # dropout: every site at p; active in train mode, off in eval mode
     x = torch.rand(64, 1, 8, 8)
@@ -101,13 +98,11 @@ def test_dropout_and_early_stopping_together(dlx):
 
 
 def test_without_the_dropout_regularizer_there_is_no_dropout(dlx):
-    import mlflow.pytorch
 
     dlx("train", "model=mlp", "trainer.epochs=1", "trainer.device=cpu", "regularizer=none",
-        "trainer.progress=false", "tracking.model_format=pickle")
+        "trainer.progress=false")
     (run,) = dlx.runs()
-    mlflow.set_tracking_uri(dlx.uri)
-    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    model = dlx.model(run)
     drops = _dropout_modules(model)
     assert drops and all(m.p == 0.0 for m in drops)  # the sites exist, at p=0
     assert not _dropout_active(model.train(), torch.rand(64, 1, 8, 8))
@@ -156,24 +151,6 @@ def test_decoupled_l2_gives_adamw_decayed_weights_and_undecayed_biases():
     assert decayed["weight_decay"] == 0.1 and all(p.dim() >= 2 for p in decayed["params"])
     assert other["weight_decay"] == 0.0 and all(p.dim() == 1 for p in other["params"])
     assert len(decayed["params"]) + len(other["params"]) == len(list(net.parameters()))
-
-
-def test_impossible_combinations_are_config_errors():
-    from dlx.data.bundle import Spec
-    from dlx.errors import ConfigError
-    from dlx.models.linear import Linear
-    from dlx.training import regularizers
-
-    es = {"monitor": "val_loss", "mode": "min", "patience": 2, "min_delta": 0.0, "restore_best": True}
-    with pytest.raises(ConfigError, match="dataset.val_fraction > 0"):
-        regularizers.build(OmegaConf.create({"early_stopping": es}), _net(), "torch.optim.SGD",
-                           "val_loss", "min", has_val=False)
-    with pytest.raises(ConfigError, match="has no dropout sites"):
-        regularizers.build(OmegaConf.create({"dropout": {"p": 0.5}}),
-                           Linear(Spec("regression", (3,), 1)), "torch.optim.SGD", "val_loss", "min")
-    l2 = {"l2": {"weight": 0.1, "decoupled": True, "include_bias": False}}
-    with pytest.raises(ConfigError, match="use optimizer=adamw"):
-        regularizers.build(OmegaConf.create(l2), _net(), "torch.optim.Adam", "val_loss", "min")
 
 
 def test_early_stopping_patience_min_delta_and_mode():

@@ -69,13 +69,3 @@ def test_onecycle_steps_per_batch_peaks_at_max_lr_and_ends_low():
     assert lrs[0] == pytest.approx(0.01) and max(lrs) == pytest.approx(0.1)
     assert lrs.index(max(lrs)) == 4  # pct_start * 20 steps - 1
     assert lrs[-1] < 0.01
-
-
-def test_warmup_longer_than_training_is_a_config_error():
-    from dlx.errors import ConfigError
-    from dlx.training import schedulers
-
-    cfg = OmegaConf.create({"name": "cosine", "warmup_epochs": 3, "min_lr": 0.0})
-    with pytest.raises(ConfigError, match="scheduler.warmup_epochs=3 leaves no epoch to decay"):
-        schedulers.build(cfg, _opt(), epochs=3, steps_per_epoch=1)
-    assert schedulers.build(None, _opt(), 3, 1).scheduler is None  # no scheduler: constant lr

@@ -48,10 +48,9 @@ def test_default_cnn_on_digits_is_accurate_and_fully_recorded(dlx):
         assert len(set(image.convert("L").getdata())) > 10  # drawn on, not blank
 
     # the logged model loads back and predicts the digits
-    import mlflow.pytorch
     from sklearn.datasets import load_digits
 
-    model = mlflow.pytorch.load_model(tags["dlx.model_uri"])
+    model = dlx.model(run)
     digits = load_digits()
     x = torch.tensor(digits.images[:, None] / 16.0, dtype=torch.float32)
     pred = model(x).argmax(1).numpy()
@@ -74,11 +73,10 @@ def test_same_seed_gives_identical_metrics(dlx):
 def test_linear_regression_recovers_weight_and_bias(dlx):
     dlx("train", "model=linear", "dataset=synthetic_linear", "optimizer=sgd", "optimizer.lr=0.1",
         "trainer.epochs=300", "trainer.monitor=val_r2", "trainer.monitor_mode=max",
-        "trainer.progress=false", "tracking.model_format=pickle")
+        "trainer.progress=false")
     (run,) = dlx.runs()
-    import mlflow.pytorch
 
-    model = mlflow.pytorch.load_model(run.data.tags["dlx.model_uri"])
+    model = dlx.model(run)
     w, b = model.fc.weight.item(), model.fc.bias.item()
     assert abs(w - 2) < 0.1 and abs(b - 1) < 0.1, (w, b)
     assert run.data.metrics["test_r2"] > 0.9

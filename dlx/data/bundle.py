@@ -5,16 +5,14 @@ Models are built from the Spec alone; they never read dataset config.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from dlx.errors import DataError
-
-TASKS = ("regression", "binary", "multiclass", "reconstruction")
 
 
 @dataclass(frozen=True)
@@ -47,11 +45,6 @@ class Bundle:
     # (CSV scalers, IMDB vocab). None: the stored tensors are simply sliced.
     resplit: Callable[[np.ndarray, np.ndarray | None], "Bundle"] | None = None
 
-    # for `dlx predict`: a user's input file (CSV, image or folder, text) -> (model inputs, stored
-    # the way the splits are (before `transform`); {column: one value per input} naming each input,
-    # e.g. {"file": [...]}). None: the dataset cannot read new inputs. See loader.ENCODERS.
-    encode: Callable[[Any], tuple[torch.Tensor, dict]] | None = None
-
     def batch(self, x: torch.Tensor, train: bool) -> torch.Tensor:
         return x if self.transform is None else self.transform(x, train)
 
@@ -75,40 +68,53 @@ class Bundle:
         return replace(self, train=move(self.train), val=move(self.val), test=move(self.test))
 
 
-def split(
-    x: np.ndarray,
-    y: np.ndarray,
-    spec: Spec,
-    test_fraction: float,
-    val_fraction: float,
-    seed: int,
-) -> Bundle:
-    """Seeded train/val/test split (stratified for classification) into float/long tensors."""
-    stratify = y if spec.is_classification else None
-    try:
-        x_rest, x_test, y_rest, y_test = train_test_split(
-            x, y, test_size=test_fraction, random_state=seed, stratify=stratify
-        )
-        val = None
-        if val_fraction > 0:
-            stratify = y_rest if spec.is_classification else None
-            x_rest, x_val, y_rest, y_val = train_test_split(
-                x_rest, y_rest, test_size=val_fraction, random_state=seed, stratify=stratify
-            )
-            val = (x_val, y_val)
-    except ValueError as e:  # too few rows, or a class too small to stratify: as holdout() says
-        raise DataError(f"cannot split {len(y)} rows {test_fraction:g} test / {val_fraction:g} val"
-                        f"{' stratified by class' if spec.is_classification else ''}: "
-                        f"{str(e).splitlines()[0]} (use more data, e.g. dataset.n_samples, or "
-                        "change dataset.test_fraction/val_fraction)") from e
-    as_t = lambda a, b: (_features(a, spec), _targets(b, spec))  # noqa: E731
-    return Bundle(
-        spec,
-        as_t(x_rest, y_rest),
-        None if val is None else as_t(*val),
-        as_t(x_test, y_test),
-        info={"n_train": len(x_rest), "n_val": 0 if val is None else len(val[0]), "n_test": len(x_test)},
-    )
+def split(x: np.ndarray, y: np.ndarray, spec: Spec, test_fraction: float, val_fraction: float,
+          seed: int) -> Bundle:
+    """Seeded train/val/test split (stratified for classification) into float/long tensors:
+    test_fraction of all rows held out, then val_fraction of the rest."""
+    rows = np.arange(len(y))
+    rest, test = holdout(rows, y, test_fraction, seed, spec.is_classification)
+    train, val = holdout(rest, y, val_fraction, seed, spec.is_classification)
+    pick = lambda r: (_features(x[r], spec), targets(y[r], spec))  # noqa: E731
+    return Bundle(spec, pick(train), pick(val) if len(val) else None, pick(test),
+                  info={"n_train": len(train), "n_val": len(val), "n_test": len(test)})
+
+
+def holdout(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int,
+            stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of the row indices `rows` into (kept, held out); both sorted, so each split
+    keeps the file order. ceil(fraction * rows) are held out (as scikit-learn's train_test_split
+    counts them); stratified on y[rows] for classification: each class gives its share, rounded
+    by largest remainder, so no class is off by a row or more. fraction 0: nothing held."""
+    if fraction <= 0:
+        return np.sort(rows), rows[:0]
+    n = len(rows)
+    n_held = math.ceil(fraction * n)
+    rng = np.random.default_rng(seed)
+    problem = None
+    if not 0 < n_held < n:
+        problem = f"that leaves {n - n_held} rows to keep"
+    elif not stratify:
+        held = rng.permutation(rows)[:n_held]
+    else:
+        classes, inverse, counts = np.unique(y[rows], return_inverse=True, return_counts=True)
+        if counts.min() < 2:
+            problem = "a class has only 1 row, too few to put one on each side"
+        elif min(n_held, n - n_held) < len(classes):
+            problem = f"{min(n_held, n - n_held)} rows cannot hold each of {len(classes)} classes"
+        else:
+            ideal = counts * n_held / n
+            take = np.floor(ideal).astype(int)
+            extra = np.argsort(-(ideal - take), kind="stable")[: n_held - take.sum()]
+            take[extra] += 1
+            held = np.concatenate([rng.permutation(rows[inverse == c])[: take[c]]
+                                   for c in range(len(classes))])
+    if problem:
+        raise DataError(f"cannot hold out {fraction:g} of {n} rows"
+                        f"{' stratified by class' if stratify else ''}: {problem} (use more "
+                        "data, e.g. dataset.n_samples, or change dataset.test_fraction/val_fraction)")
+    kept = np.setdiff1d(rows, held)
+    return np.sort(kept), np.sort(held)
 
 
 def _features(x: np.ndarray, spec: Spec | None = None) -> torch.Tensor:
@@ -117,29 +123,9 @@ def _features(x: np.ndarray, spec: Spec | None = None) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)
 
 
-def _targets(y: np.ndarray, spec: Spec) -> torch.Tensor:
+def targets(y: np.ndarray, spec: Spec) -> torch.Tensor:
+    """Labels as the loss wants them: long (N,) for multiclass, float (N, 1) otherwise."""
     if spec.task == "multiclass":
         return torch.as_tensor(y, dtype=torch.long)
     y = torch.as_tensor(y, dtype=torch.float32)
     return y.reshape(len(y), -1)  # (N, outputs) for BCE-with-logits and MSE
-
-
-def holdout(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int,
-            stratify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of the row indices `rows` into (kept, held out), stratified on y[rows] for
-    classification; both sorted, so each split keeps the file order. fraction 0: nothing held."""
-    if fraction <= 0:
-        return np.sort(rows), rows[:0]
-    try:
-        kept, held = train_test_split(rows, test_size=fraction, random_state=seed,
-                                      stratify=y[rows] if stratify else None)
-    except ValueError as e:  # too few rows, or a class too small to stratify
-        raise DataError(f"cannot hold out {fraction:g} of {len(rows)} rows"
-                        f"{' stratified by class' if stratify else ''}: {e} "
-                        "(use more data or change dataset.test_fraction/val_fraction)") from e
-    return np.sort(kept), np.sort(held)
-
-
-def targets(y: np.ndarray, spec: Spec) -> torch.Tensor:
-    """Labels as the loss wants them: long (N,) for multiclass, float (N, 1) otherwise."""
-    return _targets(y, spec)

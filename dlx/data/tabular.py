@@ -1,9 +1,9 @@
-"""Tabular and small bundled datasets: scikit-learn's digits, and CSV files with scikit-learn
-preprocessing fitted on the train split only."""
+"""CSV tables: `dataset.target` is the label, every other column a feature. The rows are split
+train/val/test before anything is fitted; the preprocessing (dlx/data/preprocessing.py) is fitted
+on the train rows only and logged with the run; `dlx predict` reads new rows through it."""
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 
@@ -11,22 +11,12 @@ import joblib
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
+from dlx.data import preprocessing
 from dlx.data.bundle import Bundle, Spec, holdout, targets
 from dlx.errors import ConfigError, DataError
 
 
-def digits(cfg) -> tuple[np.ndarray, np.ndarray, Spec]:
-    """scikit-learn's bundled 8x8 digits as 1x8x8 images scaled to [0, 1] (pixel values 0..16)."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None, :, :]
-    return x, d.target.astype(np.int64), Spec("multiclass", (1, 8, 8), 10, tuple(map(str, range(10))))
-
-
-# ------------------------------------------------------------------------------------ csv
 def csv(cfg) -> Bundle:
     """A CSV table: `dataset.target` is the label, every other column a feature. Rows are split
     train/val/test (seeded, stratified for classification) before anything is fitted; the
@@ -54,12 +44,12 @@ def csv(cfg) -> Bundle:
         train, val = np.sort(train), None if val is None else np.sort(val)  # file order: interpolate
         fences, n_out = None, 0
         if cfg.outliers == "iqr" and numeric:  # train rows outside the fences are dropped
-            fences = Fences("iqr", cfg.iqr_factor).fit(df.iloc[train][numeric])
+            fences = preprocessing.Fences("iqr", cfg.iqr_factor).fit(df.iloc[train][numeric])
             keep = fences.inside(df.iloc[train][numeric])
             n_out, train = int((~keep).sum()), train[keep]
         elif cfg.outliers == "clip" and numeric:
-            fences = Fences("zscore", cfg.z_threshold)  # fitted with the pipeline
-        pipe = _pipeline(cfg, numeric, categorical, spec_task, fences)
+            fences = preprocessing.Fences("zscore", cfg.z_threshold)  # fitted with the pipeline
+        pipe = preprocessing.pipeline(cfg, numeric, categorical, spec_task, fences)
         try:
             pipe.fit(df.iloc[train], y[train])
         except ValueError as e:  # e.g. no feature above the variance threshold
@@ -69,7 +59,7 @@ def csv(cfg) -> Bundle:
                     tuple(classes))
         pick = lambda rows: (torch.from_numpy(pipe.transform(df.iloc[rows]).astype(np.float32)),  # noqa: E731
                              targets(y[rows], spec))
-        described = _describe(pipe, cfg, numeric, categorical, names, classes, spec_task)
+        described = preprocessing.describe(pipe, cfg, numeric, categorical, names, classes, spec_task)
         # which data rows of the file (0 = the first after the header) went where
         file_rows = lambda r: df.index[r].tolist()  # noqa: E731
         splits = {"train": file_rows(train), "val": [] if val is None else file_rows(val),
@@ -80,6 +70,7 @@ def csv(cfg) -> Bundle:
             spec, pick(train), pick(val) if val is not None and len(val) else None, pick(test),
             info={"n_train": len(train), "n_val": 0 if val is None else len(val),
                   "n_test": len(test), "task": spec_task, "n_features": len(names),
+                  "feature_names": names,
                   "columns": {"numeric": numeric, "categorical": categorical,
                               "target": cfg.target}},
             artifacts={"preprocessing.json": described, "preprocessing.joblib": saved,
@@ -96,20 +87,7 @@ def _read_csv(cfg):
     if not cfg.path:
         raise ConfigError("dataset.path is not set: dataset=csv needs dataset.path=<file.csv>")
     path = Path(cfg.path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist: set dataset.path to a CSV file")
-    try:
-        df = pd.read_csv(path, encoding=cfg.encoding, skipinitialspace=True)
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path} is empty: a CSV needs a header row and data rows") from e
-    except pd.errors.ParserError as e:
-        raise DataError(f"{path} is malformed ({str(e).strip()}): every row needs as many fields "
-                        "as the header") from e
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not {cfg.encoding} text (byte {e.start}): re-save it as UTF-8 "
-                        "or set dataset.encoding (e.g. latin-1)") from e
-    if len(df) == 0:
-        raise DataError(f"{path} has a header but no data rows")
+    df = read_table(path, cfg.encoding, "set dataset.path to a CSV file")
     if cfg.target not in df.columns:
         raise DataError(f"{path} has no column '{cfg.target}' (dataset.target): its columns are "
                         f"{', '.join(map(str, df.columns))}; set dataset.target=<one of them>")
@@ -136,6 +114,27 @@ def _read_csv(cfg):
     return df, codes.astype(np.int64), task, tuple(_label(c) for c in classes), unlabeled
 
 
+def read_table(path, encoding: str, fix: str) -> pd.DataFrame:
+    """A CSV file with a header row and data rows, for training or for `dlx predict`; every
+    problem with the file is one DataError (`fix` says what to do about a missing file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: {fix}")
+    try:
+        frame = pd.read_csv(path, encoding=encoding, skipinitialspace=True)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"{path} is empty: a CSV needs a header row and data rows") from e
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path} is malformed ({str(e).strip()}): every row needs as many fields "
+                        "as the header") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not {encoding} text (byte {e.start}): re-save it as UTF-8 "
+                        "or set dataset.encoding (e.g. latin-1)") from e
+    if len(frame) == 0:
+        raise DataError(f"{path} has a header but no data rows")
+    return frame
+
+
 def _is_number(y) -> bool:
     return pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
 
@@ -157,132 +156,6 @@ def _infer_task(y, max_classes: int) -> str:
     return "classification" if integral and len(values) <= max_classes else "regression"
 
 
-class Fences(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Per-column outlier fences learned from the rows it is fitted on (missing values ignored);
-    transform clips values to them. zscore: mean +- factor*std; iqr: Q1 - factor*IQR and
-    Q3 + factor*IQR (Tukey's fences)."""
-
-    def __init__(self, method: str = "zscore", factor: float = 3.0):
-        self.method, self.factor = method, factor
-
-    def fit(self, X, y=None):
-        X = np.asarray(X, dtype=float)
-        if self.method == "iqr":
-            q1, q3 = np.nanquantile(X, 0.25, axis=0), np.nanquantile(X, 0.75, axis=0)
-            self.lower_, self.upper_ = q1 - self.factor * (q3 - q1), q3 + self.factor * (q3 - q1)
-        else:
-            mean, std = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
-            self.lower_, self.upper_ = mean - self.factor * std, mean + self.factor * std
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def transform(self, X):
-        return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
-
-    def inside(self, X) -> np.ndarray:
-        """Rows whose every present value lies within the fences."""
-        X = np.asarray(X, dtype=float)
-        return (np.isnan(X) | ((X >= self.lower_) & (X <= self.upper_))).all(axis=1)
-
-
-def interpolate(X):
-    """Linear interpolation down each column, in file order (pandas' DataFrame.interpolate)."""
-    return pd.DataFrame(np.asarray(X, dtype=float)).interpolate(limit_direction="both").to_numpy()
-
-
-def _pipeline(cfg, numeric: list[str], categorical: list[str], task: str, fences):
-    """The scikit-learn Pipeline the config describes: numbers clipped to the outlier fences,
-    imputed and scaled, text columns imputed and one-hot encoded, then feature selection.
-    IQR fences come fitted already (they chose the train rows): frozen, not refitted."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.feature_selection import (
-        SelectKBest,
-        VarianceThreshold,
-        mutual_info_classif,
-        mutual_info_regression,
-    )
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import (
-        FunctionTransformer,
-        MinMaxScaler,
-        OneHotEncoder,
-        StandardScaler,
-    )
-
-    num = []
-    if fences is not None:
-        num.append(("clip", FrozenEstimator(fences) if cfg.outliers == "iqr" else fences))
-    if cfg.missing == "interpolate":  # then the train mean fills what interpolation cannot
-        num.append(("interpolate", FunctionTransformer(interpolate, feature_names_out="one-to-one")))
-    strategy = cfg.missing if cfg.missing in ("mean", "median", "most_frequent") else "mean"
-    num.append(("impute", SimpleImputer(strategy=strategy, keep_empty_features=True)))
-    if cfg.scaling != "none":
-        num.append(("scale", MinMaxScaler() if cfg.scaling == "minmax" else StandardScaler()))
-    cat = [("impute", SimpleImputer(strategy="most_frequent", keep_empty_features=True)),
-           ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]
-    columns = ColumnTransformer([("num", Pipeline(num), numeric), ("cat", Pipeline(cat), categorical)],
-                                verbose_feature_names_out=False)
-    if cfg.feature_selection == "variance":
-        select = VarianceThreshold(cfg.variance_threshold)
-    elif cfg.feature_selection == "kbest":
-        score = mutual_info_regression if task == "regression" else mutual_info_classif
-        select = SelectKBest(functools.partial(score, random_state=cfg.split_seed), k=cfg.k_best)
-    else:
-        select = "passthrough"
-    return Pipeline([("columns", columns), ("select", select)])
-
-
-def _describe(pipe, cfg, numeric, categorical, names, classes, task) -> dict:
-    """The fitted preprocessing as JSON: what each step learned from the train rows."""
-    num = pipe.named_steps["columns"].named_transformers_["num"].named_steps
-    cat = pipe.named_steps["columns"].named_transformers_["cat"].named_steps
-    per = lambda values: {c: float(v) for c, v in zip(numeric, values)}  # noqa: E731
-    out = {"path": str(cfg.path), "target": cfg.target, "task": task, "classes": list(classes),
-           "numeric_columns": numeric, "categorical_columns": categorical, "features": names,
-           "missing": cfg.missing, "outliers": cfg.outliers, "scaling": cfg.scaling,
-           "feature_selection": cfg.feature_selection, "fitted": {}}
-    fitted = out["fitted"]
-    if numeric:
-        fitted["impute"] = per(num["impute"].statistics_)
-    if "clip" in num:  # values outside are clipped; with iqr, train rows outside were dropped
-        fitted["fences"] = {c: [float(lo), float(hi)] for c, lo, hi
-                            in zip(numeric, num["clip"].lower_, num["clip"].upper_)}
-    if "scale" in num and cfg.scaling == "standard":
-        fitted["scale"] = {"mean": per(num["scale"].mean_), "std": per(num["scale"].scale_)}
-    elif "scale" in num:
-        fitted["scale"] = {"min": per(num["scale"].data_min_), "max": per(num["scale"].data_max_)}
-    if categorical:
-        fitted["impute_categorical"] = {c: str(v) for c, v in zip(categorical, cat["impute"].statistics_)}
-        fitted["one_hot"] = {c: [str(v) for v in cats]
-                             for c, cats in zip(categorical, cat["one_hot"].categories_)}
-    if cfg.feature_selection != "none":
-        fitted["selected"] = names
-    return out
-
-
-def digits_columns() -> list[str]:
-    """The 64 pixel columns of scikit-learn's digits frame: pixel_0_0 ... pixel_7_7."""
-    return [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
-
-
-def encode_digits(cfg, spec, artifacts):
-    """dlx predict's reader for digits: a CSV with the 64 pixel columns (values 0..16) -> 1x8x8
-    images in [0, 1], with each input's data row number (1 = the first row after the header)."""
-
-    def encode(path) -> tuple[torch.Tensor, dict]:
-        frame = _read_user_csv(path)
-        missing = [c for c in digits_columns() if c not in frame.columns]
-        if missing:
-            raise DataError(f"{path} lacks {len(missing)} of the digits' 64 pixel columns "
-                            f"(e.g. {', '.join(missing[:3])}): expected pixel_0_0 ... pixel_7_7")
-        values = _numbers(path, frame[digits_columns()]).to_numpy(dtype=np.float32) / 16.0
-        return torch.as_tensor(values.reshape(-1, 1, 8, 8)), {"row": list(range(1, len(frame) + 1))}
-
-    return encode
-
-
 def encode_csv(cfg, spec, artifacts):
     """dlx predict's reader for a csv run: a CSV with the run's feature columns (the target and
     any other column may be there too: they are ignored) through the run's fitted Pipeline
@@ -298,7 +171,7 @@ def encode_csv(cfg, spec, artifacts):
             one_hot = pipe.named_steps["columns"].named_transformers_["cat"].named_steps["one_hot"]
             as_text = {c for c, cats in zip(described["categorical_columns"], one_hot.categories_)
                        if cats.dtype == object}
-        frame = _read_user_csv(path, cfg.encoding)
+        frame = read_table(path, cfg.encoding, "pass the path of a CSV to predict on")
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"{path} lacks column(s) {', '.join(missing)}: the run was trained on "
@@ -306,7 +179,7 @@ def encode_csv(cfg, spec, artifacts):
                             f"{', '.join(map(str, frame.columns)) or 'none'}; others are ignored)")
         frame = frame[columns].copy()
         if numeric:
-            frame[numeric] = _numbers(path, frame[numeric])
+            frame[numeric] = numbers(path, frame[numeric])
         for c in as_text:
             frame[c] = frame[c].map(lambda v: v if pd.isna(v) else _label(v)).astype(object)
         x = pipe.transform(frame).astype(np.float32)
@@ -315,7 +188,7 @@ def encode_csv(cfg, spec, artifacts):
     return encode
 
 
-def _numbers(path, frame: pd.DataFrame) -> pd.DataFrame:
+def numbers(path, frame: pd.DataFrame) -> pd.DataFrame:
     """The columns as numbers (empty cells stay missing); text in one is a DataError naming it."""
     out = frame.apply(pd.to_numeric, errors="coerce")
     bad = frame.notna() & out.isna()
@@ -325,18 +198,3 @@ def _numbers(path, frame: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"{path}: column '{column}' must hold numbers, but data row {row + 1} holds "
                         f"{frame[column].iloc[row]!r}: fix the value or leave the cell empty")
     return out
-
-
-def _read_user_csv(path, encoding: str = "utf-8") -> pd.DataFrame:
-    """A user's CSV for dlx predict, read as the training CSV was; problems are one line."""
-    try:
-        frame = pd.read_csv(path, encoding=encoding, skipinitialspace=True)
-    except (FileNotFoundError, IsADirectoryError) as e:
-        raise DataError(f"no file {path}: pass the path of a CSV to predict on") from e
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{path} is empty: a CSV needs a header row and data rows") from e
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {path} as CSV: {str(e).strip().splitlines()[0]}") from e
-    if len(frame) == 0:
-        raise DataError(f"{path} has a header but no data rows: nothing to predict")
-    return frame

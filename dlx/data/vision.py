@@ -1,4 +1,5 @@
-"""Image datasets: MNIST, Fashion-MNIST and CIFAR-10 through torchvision, and any ImageFolder.
+"""Image datasets: scikit-learn's 8x8 digits, MNIST, Fashion-MNIST and CIFAR-10 through
+torchvision, and any ImageFolder.
 
 Pixels stay uint8 (N, C, H, W) on the training device, 1 byte per value; `ImageTransform` turns
 each batch into floats there (and augments training batches), so a float copy of the whole set is
@@ -91,6 +92,44 @@ def _bundle(cfg, x: torch.Tensor, y: np.ndarray, classes, test=None) -> Bundle:
                  "image_shape": list(x.shape[1:]), "dtype": "uint8",
                  "device_bytes": n_bytes}  # what stays on the device (labels aside)
     return data
+
+
+# ------------------------------------------------------------------------------------ digits
+def digits(cfg) -> tuple[np.ndarray, np.ndarray, Spec]:
+    """scikit-learn's bundled 8x8 digits as 1x8x8 images scaled to [0, 1] (pixel values 0..16).
+
+    Read from the file scikit-learn ships (sklearn/datasets/data/digits.csv.gz: 64 pixels and the
+    label per row), which is what its load_digits() reads, without importing scikit-learn."""
+    import gzip
+    import importlib.util
+
+    package = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    with gzip.open(Path(package.submodule_search_locations[0]) / "datasets" / "data" /
+                   "digits.csv.gz") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    x = (table[:, :64] / 16.0).reshape(-1, 1, 8, 8)
+    return x, table[:, 64].astype(np.int64), Spec("multiclass", (1, 8, 8), 10,
+                                                   tuple(map(str, range(10))))
+
+
+DIGITS_COLUMNS = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]  # as load_digits' frame
+
+
+def encode_digits(cfg, spec, artifacts):
+    """dlx predict's reader for digits: a CSV with the 64 pixel columns pixel_0_0 ... pixel_7_7
+    (values 0..16) -> 1x8x8 images in [0, 1], each named by its data row (1 = the first)."""
+    from dlx.data.tabular import numbers, read_table
+
+    def encode(path) -> tuple[torch.Tensor, dict]:
+        frame = read_table(path, "utf-8", "pass the path of a CSV to predict on")
+        missing = [c for c in DIGITS_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path} lacks {len(missing)} of the digits' 64 pixel columns "
+                            f"(e.g. {', '.join(missing[:3])}): expected pixel_0_0 ... pixel_7_7")
+        values = numbers(path, frame[DIGITS_COLUMNS]).to_numpy(dtype=np.float32) / 16.0
+        return torch.as_tensor(values.reshape(-1, 1, 8, 8)), {"row": list(range(1, len(frame) + 1))}
+
+    return encode
 
 
 # ------------------------------------------------------------------------ torchvision datasets

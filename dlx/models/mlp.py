@@ -6,15 +6,13 @@ import math
 
 from torch import nn
 
+from dlx.config.model import ACTIVATIONS
 from dlx.errors import ConfigError
-
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
 def activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ConfigError(f"model.activation={name} is not one of {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+    """The torch.nn module for model.activation (its allowed names: dlx/config/model.py)."""
+    return getattr(nn, ACTIVATIONS[name])()
 
 
 def dense_layers(width: int, hidden_sizes, act: str, batchnorm: bool = False) -> tuple[list, int]:

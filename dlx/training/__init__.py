@@ -1,1 +1,2 @@
-"""Training: device choice, losses and metrics, and the fit loop."""
+"""Training: optimizer, regularizers, schedules, the fit loop, evaluation, checkpoints.
+(Importing the package imports nothing heavy: metrics.py is read without torch.)"""

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from dlx.errors import DlxError
+from dlx import interrupts
+from dlx.errors import ConfigError, DlxError
 
 LAST, BEST = "last.pt", "best.pt"
 DIR = "checkpoints"  # under the Hydra run dir
@@ -77,9 +78,10 @@ def _read(path: Path) -> tuple[dict | None, str]:
 
 class Checkpointer:
     """Writes last.pt every `every` epochs and at the end, best.pt when the monitored metric
-    improves. `state()` is called only when something is written."""
+    improves. `state()` and `meta()` are called only when something is written; a Ctrl-C or
+    SIGTERM that arrives meanwhile takes effect once the files are complete."""
 
-    def __init__(self, directory: Path, every: int, meta: dict[str, Any]):
+    def __init__(self, directory: Path, every: int, meta: Callable[[], dict[str, Any]]):
         self.dir, self.every, self.meta = Path(directory), every, meta
         self.saved_epoch = 0  # the epoch last.pt holds
         for name in (LAST, BEST):  # a write a killed process left half done (never read)
@@ -89,7 +91,11 @@ class Checkpointer:
         last = final or epoch % self.every == 0
         if not (last or best):
             return
-        full = {**state(), "meta": self.meta}
+        full = {**state(), "meta": self.meta()}
+        with interrupts.deferred():
+            self._write(full, epoch, best, last)
+
+    def _write(self, full: dict, epoch: int, best: bool, last: bool) -> None:
         if last:
             save(full, self.dir / LAST)
             self.saved_epoch = epoch
@@ -156,3 +162,17 @@ def _short(value: Any) -> str:
     if isinstance(value, dict):
         return " ".join(f"{k}={v}" for k, v in value.items())
     return str(value)
+
+
+def resume_state(spec: str | None, identity: dict, in_sweep: bool, ckpt_dir: Path,
+                 run_dir_of: Callable[[str], str | None]) -> tuple[dict | None, Path]:
+    """trainer.resume -> (the checkpoint's state, the folder the resumed run keeps writing to);
+    (None, ckpt_dir) when not resuming. `run_dir_of(run_id)` finds a run id's output dir."""
+    if not spec:
+        return None, ckpt_dir
+    if in_sweep:
+        raise ConfigError(f"trainer.resume={spec} continues one run: drop -m")
+    path = locate(str(spec), run_dir_of)
+    state = load(path)
+    check_compatible(str(spec), state["meta"], identity)
+    return state, path.parent

@@ -14,16 +14,17 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from dlx.data import Bundle
-from dlx.errors import ConfigError, DataError
+from dlx.errors import DataError
+from dlx.training.evaluation import evaluate
 from dlx.training.fit import Callback, fit
-from dlx.training.metrics import evaluate
 
 
 def folds(data: Bundle, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train rows, val rows) per fold, as positions in train+val (train first, then val)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     y = torch.cat([data.train[1], data.val[1]]) if data.val is not None else data.train[1]
     y = y.cpu().numpy()
     if not data.spec.is_classification:
@@ -67,20 +68,16 @@ def cross_validate(
     device: torch.device,
     setup: Callable[[Bundle], tuple[torch.nn.Module, torch.optim.Optimizer, dict]],
     callbacks: list[Callback] = (),
-    run=None,
+    recorder=None,
 ) -> tuple[dict, Bundle]:
     """trainer.cv_folds fits, each scored on its held-out fold.
 
     `setup(bundle) -> (model, optimizer, fit options)` builds a fresh model the way the run
-    does (regularizers, lr schedule, ...). Logs `fold_val_<metric>` with step=fold and
-    `cv_mean_` / `cv_std_val_<metric>` on `run` (a tracking.Run, or None), plus cv_folds.json.
+    does (regularizers, lr schedule, ...). The recorder logs `fold_val_<metric>` with step=fold,
+    then `cv_mean_` / `cv_std_val_<metric>` and cv_folds.json.
     Returns the summary (per-fold scores, mean, std) and the Bundle to refit on: all of
     train+val as its train split, no val split."""
     k, seed = cfg.trainer.cv_folds, cfg.dataset.split_seed
-    if cfg.trainer.cv_refit and "early_stopping" in (cfg.get("regularizer") or {}):
-        raise ConfigError("regularizer=[early_stopping] has no validation split to watch in the "
-                          "refit on all of train+val: set trainer.cv_refit=false (scores only) "
-                          "or drop early_stopping")
     splits = folds(data, k, seed)
     scores = []
     for i, (train_rows, val_rows) in enumerate(splits, 1):
@@ -92,15 +89,13 @@ def cross_validate(
         # the model as fit returns it (early stopping may have restored its best epoch)
         val, _ = evaluate(model, *fold.val, fold.spec.task, cfg.dataset.batch_size, fold.transform)
         scores.append({f"val_{name}": value for name, value in val.items()})
-        if run:
-            run.log_metrics({f"fold_{name}": value for name, value in scores[-1].items()}, step=i)
+        if recorder:
+            recorder.fold(i, scores[-1])
     mean = {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
     std = {name: float(np.std([s[name] for s in scores])) for name in scores[0]}  # as GridSearchCV
     summary = {"k": k, "seed": seed, "stratified": data.spec.is_classification,
                "n_rows": sum(len(v) for _, v in splits), "scores": scores, "mean": mean, "std": std,
                "val_rows": [v.tolist() for _, v in splits]}
-    if run:
-        run.log_metrics({**{f"cv_mean_{n}": v for n, v in mean.items()},
-                         **{f"cv_std_{n}": v for n, v in std.items()}})
-        run.log_dict(summary, "cv_folds.json")
+    if recorder:
+        recorder.cross_validation(summary)
     return summary, refit_data(data)

@@ -1,6 +1,9 @@
-"""trainer.device -> torch.device. Asking for CUDA where there is none is an error, not a fallback."""
+"""trainer.device -> torch.device (asking for CUDA where there is none is an error, not a
+fallback), the process's set-up for a run, and the `auto` fast paths for the device."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -23,6 +26,23 @@ def resolve(name: str) -> torch.device:
                 f"use cuda:0..cuda:{torch.cuda.device_count() - 1}"
             )
     return torch.device(name)
+
+
+def setup_process(trainer, device: torch.device, n_jobs: int | None) -> None:
+    """Process-wide set-up before anything is built: threads shared with parallel sweep jobs,
+    trainer.deterministic (deterministic kernels everywhere; an op without one raises), a check
+    that trainer.precision fits the device, and the seed."""
+    if n_jobs is not None and n_jobs != 1:  # parallel jobs share the cores, not each take all
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_jobs if n_jobs > 0 else 1))
+    if trainer.precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"trainer.precision=fp16 needs a CUDA device (this run is on {device}): "
+                          "use trainer.precision=bf16 or fp32")
+    if trainer.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it, before init
+        torch.backends.cudnn.benchmark = False
+    if trainer.deterministic != torch.are_deterministic_algorithms_enabled():  # imports dynamo
+        torch.use_deterministic_algorithms(trainer.deterministic)
+    torch.manual_seed(trainer.seed)
 
 
 # ---------------------------------------------------------------------------- fast paths

@@ -19,18 +19,7 @@ import torch
 import torch.distributed as dist
 
 from dlx.errors import ConfigError
-
-STRATEGIES = ("auto", "single", "ddp")
-
-
-def launched() -> bool:
-    """True in a process started by torchrun with more than one rank."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def rank() -> int:
-    """This process's rank under torchrun (0 otherwise): only rank 0 prints and tracks."""
-    return int(os.environ.get("RANK", "0"))
+from dlx.training.launch import launched
 
 
 @dataclass

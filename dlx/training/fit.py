@@ -9,27 +9,22 @@ Everything beyond the plain loop is a keyword argument that is off by default, s
 from __future__ import annotations
 
 import contextlib
-import math
-import os
+import time
 
 import torch
 from torch import nn
 
+from dlx import interrupts
 from dlx.data import Bundle
-from dlx.errors import ConfigError, TrainingError
+from dlx.errors import TrainingError
+from dlx.training.callbacks import Callback
 from dlx.training.checkpoint import Checkpointer
 from dlx.training.distributed import Group
-from dlx.training.metrics import correct, evaluate, loss_fn
+from dlx.training.evaluation import correct, evaluate, loss_fn
+from dlx.training.metrics import steps_per_epoch
+from dlx.training.optim import undefer_dynamo
 from dlx.training.regularizers import EarlyStopping
 from dlx.training.schedulers import Schedule
-
-
-class Callback:
-    """What the loop tells the outside world; the CLI draws progress, tracking logs metrics."""
-
-    def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None: ...
-    def on_batch_end(self, step: int) -> None: ...
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
 
 
 class History(list):
@@ -39,6 +34,7 @@ class History(list):
     stopped_epoch: int | None = None  # the epoch early stopping ended training at (None: it didn't)
     final_epoch: int | None = None  # the epoch whose weights the model holds at the end
     shards: dict | None = None  # DDP: the rows each rank trained on in the first epoch
+    seconds: float = 0.0  # wall time spent in the epochs this fit ran
 
     @property
     def final(self) -> dict[str, float]:
@@ -46,25 +42,10 @@ class History(list):
         return self[self.final_epoch - 1] if self.final_epoch else {}
 
 
-def configure(deterministic: bool, precision: str = "fp32", device=None) -> None:
-    """Process-wide set-up before anything is built: trainer.deterministic (deterministic kernels
-    everywhere; an op without one raises) and a check that trainer.precision fits the device."""
-    if device is not None and precision != "auto":
-        autocast(precision, torch.device(device))  # fp16 on a CPU: a ConfigError now, not mid-run
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it, before init
-        torch.backends.cudnn.benchmark = False
-    if deterministic != torch.are_deterministic_algorithms_enabled():  # the call imports dynamo
-        torch.use_deterministic_algorithms(deterministic)
-
-
 def autocast(precision: str, device: torch.device):
     """The forward pass's autocast context for trainer.precision (fp32: none)."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError(f"trainer.precision=fp16 needs a CUDA device (this run is on {device}): "
-                          "use trainer.precision=bf16 or fp32")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
 
@@ -95,14 +76,7 @@ def fit(
     criterion = loss_fn(task)
     x, y = data.train
     n, device = len(x), x.device
-    if group is not None and batch_size < group.size:
-        raise ConfigError(f"dataset.batch_size={batch_size} is split over {group.size} DDP ranks: "
-                          f"use dataset.batch_size >= {group.size}")
-    # a last batch of 1 row (batch norm cannot train on it), or with fewer rows than DDP ranks
-    # (one would get none), joins the batch before it
-    steps = math.ceil(n / batch_size)
-    if n > batch_size and 0 < n % batch_size < (group.size if group else 2):
-        steps -= 1
+    steps = steps_per_epoch(n, batch_size, group.size if group else 1)
     shuffle = torch.Generator(device=device).manual_seed(seed)
     schedule = schedule or Schedule()
     amp = autocast(precision, device)
@@ -110,10 +84,9 @@ def fit(
     if channels_last:
         model.to(memory_format=torch.channels_last)  # in place: the optimizer's parameters stay
     forward = group.wrap(model, device) if group else model  # DDP averages gradients over ranks
-    if capture:
-        forward = torch.compile(forward, mode="reduce-overhead")
-    elif compile:
-        forward = torch.compile(forward)
+    if capture or compile:
+        undefer_dynamo()
+        forward = torch.compile(forward, **({"mode": "reduce-overhead"} if capture else {}))
     history = History()
 
     def state() -> dict:
@@ -138,6 +111,7 @@ def fit(
 
     try:
         for epoch in range(done + 1, epochs + 1):
+            began = time.perf_counter()
             for cb in callbacks:
                 cb.on_epoch_start(epoch, epochs, steps)
             lr = optimizer.param_groups[0]["lr"]  # the rate this epoch starts at (logged)
@@ -215,9 +189,9 @@ def fit(
             # checkpoint before logging: a logged epoch is always on disk (with checkpoint_every=1)
             if checkpoints:
                 checkpoints(state, epoch, best=best, final=stop or epoch == epochs)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, metrics)
-            if stop:
+            history.seconds += time.perf_counter() - began
+            asked = [cb.on_epoch_end(epoch, metrics) for cb in callbacks]  # every one hears it
+            if stop or any(asked):
                 history.stopped_epoch = epoch
                 break
     except KeyboardInterrupt:

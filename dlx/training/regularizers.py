@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlx.errors import ConfigError
+from dlx.models import set_dropout
+
 
 
 @dataclass
@@ -27,28 +28,18 @@ class Regularizers:
     dropout_sites: int = 0  # nn.Dropout modules whose p was set
 
 
-def build(cfg, model: nn.Module, optimizer_target: str, monitor: str, monitor_mode: str,
+def build(cfg, model: nn.Module, monitor: str, monitor_mode: str,
           has_val: bool = True) -> Regularizers:
     """Apply `cfg` (the `regularizer` node: one key per selected option) to `model`."""
     selected = set(cfg.keys()) if cfg is not None else set()
 
     # dropout: the regularizer sets the rate at every site; not selected -> off (p=0)
     sites = set_dropout(model, cfg.dropout.p if "dropout" in selected else 0.0)
-    if "dropout" in selected and sites == 0:
-        raise ConfigError(
-            f"regularizer=[dropout] but {type(model).__name__} has no dropout sites (nn.Dropout): "
-            "drop it from regularizer or pick a model that has them (e.g. model=mlp)"
-        )
 
     # l2 as decoupled weight decay: AdamW's param groups, the weights decayed, biases not
     params: Any = model.parameters()
     terms: list[tuple[float, str, list[nn.Parameter]]] = []
-    if "l2" in selected and cfg.l2.decoupled:
-        if optimizer_target != "torch.optim.AdamW":
-            raise ConfigError(
-                f"regularizer.l2.decoupled=true is decoupled weight decay, which {optimizer_target}"
-                " does not do: use optimizer=adamw, or regularizer.l2.decoupled=false (a loss penalty)"
-            )
+    if "l2" in selected and cfg.l2.decoupled:  # with AdamW (dlx/config/validate.py)
         decay = penalized(model, cfg.l2.include_bias)
         ids = {id(p) for p in decay}
         rest = [p for p in model.parameters() if id(p) not in ids]
@@ -62,10 +53,7 @@ def build(cfg, model: nn.Module, optimizer_target: str, monitor: str, monitor_mo
     # early stopping; without it, the same watcher only tracks the best epoch (for best.pt)
     stopper = None
     if "early_stopping" in selected:
-        es = cfg.early_stopping
-        if not has_val:
-            raise ConfigError("regularizer=[early_stopping] needs a validation split: "
-                              "set dataset.val_fraction > 0")
+        es = cfg.early_stopping  # it has a validation split to watch (dlx/config/validate.py)
         stopper = EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta, es.restore_best)
     elif has_val:
         stopper = EarlyStopping(monitor, monitor_mode)
@@ -89,14 +77,6 @@ def _penalty(terms: list[tuple[float, str, list[nn.Parameter]]]) -> Callable[[],
         return total
 
     return penalty
-
-
-def set_dropout(model: nn.Module, p: float) -> int:
-    """Set the rate of every dropout module (nn.Dropout, Dropout1d/2d/3d, AlphaDropout); count them."""
-    sites = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-    for m in sites:
-        m.p = p
-    return len(sites)
 
 
 class EarlyStopping:

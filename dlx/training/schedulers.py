@@ -40,27 +40,18 @@ class Schedule:
             self.scheduler.load_state_dict(state)
 
 
-def build(cfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int,
-          has_val: bool = True) -> Schedule:
+def build(cfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     """The Schedule for `cfg` (the `scheduler` node); `none` (or no node) keeps the lr constant."""
     name = "none" if cfg is None else cfg.name
     if name == "none":
         return Schedule()
     if name == "step":
         return Schedule(lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma))
-    if name == "cosine":
-        if cfg.warmup_epochs >= epochs:
-            raise ConfigError(
-                f"scheduler.warmup_epochs={cfg.warmup_epochs} leaves no epoch to decay in "
-                f"trainer.epochs={epochs}: use fewer warmup epochs"
-            )
+    if name == "cosine":  # warmup_epochs < epochs (dlx/config/validate.py)
         return Schedule(lr_scheduler.LambdaLR(
             optimizer, [cosine(cfg.warmup_epochs, epochs, cfg.min_lr / g["lr"])
                         for g in optimizer.param_groups]))
-    if name == "plateau":
-        if not has_val:
-            raise ConfigError("scheduler=plateau watches a validation metric: "
-                              "set dataset.val_fraction > 0")
+    if name == "plateau":  # it has a validation split to watch (dlx/config/validate.py)
         return Schedule(lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=cfg.mode, factor=cfg.factor, patience=cfg.patience,
             threshold=cfg.threshold, min_lr=cfg.min_lr), monitor=cfg.monitor)
@@ -70,7 +61,9 @@ def build(cfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: i
             pct_start=cfg.pct_start, div_factor=cfg.div_factor,
             final_div_factor=cfg.final_div_factor, cycle_momentum=cfg.cycle_momentum),
             per_batch=True)
-    raise ConfigError(f"scheduler.name={name} is not one of none, step, cosine, plateau, onecycle")
+    from dlx.config.scheduler import OPTIONS
+
+    raise ConfigError(f"scheduler.name={name} is not one of {', '.join(OPTIONS)}")
 
 
 def cosine(warmup: int, epochs: int, floor: float):

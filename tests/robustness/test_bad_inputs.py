@@ -224,7 +224,7 @@ CASES = [
                  id="resume from a junk file"),
     # -- tracking and output
     pytest.param(train(f"tracking.uri={UNREACHABLE}"),
-                 f"cannot start a run in the MLflow store {UNREACHABLE}",
+                 f"cannot use the MLflow store {UNREACHABLE}",
                  id="unreachable tracking server"),
     pytest.param(train_with(_readonly_run_dir), "Permission denied", id="read-only output dir",
                  marks=skip_root),

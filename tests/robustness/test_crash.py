@@ -1,5 +1,5 @@
 """Crash safety of checkpoints: a `dlx train` SIGKILLed while it writes a checkpoint always leaves
-a loadable last.pt, a leftover temp file is never read (and is removed by the resumed run), and
+a loadable last.pt and a run the tracking writer ended KILLED, a leftover temp file is never read (and is removed by the resumed run), and
 trainer.resume falls back to best.pt when last.pt is damaged, or says in one line which files
 it could not read.
 """
@@ -77,7 +77,12 @@ def test_sigkill_during_checkpoint_writes_leaves_a_loadable_last_pt_and_resume_g
     # 2. the killed run resumes from its run dir: same run, every epoch logged once, temp gone
     store = type(dlx)(cwd)  # that run's working dir and MLflow store
     (run,) = store.runs()
-    assert run.info.status == "RUNNING"  # SIGKILL cannot be caught
+    # SIGKILL cannot be caught, but the tracking writer sees the trainer go and ends the run
+    deadline = time.time() + 30
+    while run.info.status == "RUNNING" and time.time() < deadline:
+        time.sleep(0.2)
+        (run,) = store.runs()
+    assert run.info.status == "KILLED" and "ended without ending" in run.data.tags["dlx.ended_by"]
     target = killed["epoch"] + 2
     proc = subprocess.run([sys.executable, "-m", "dlx", "train", *BIG, f"trainer.epochs={target}",
                            f"trainer.resume={folder.parent}", *FAST], cwd=cwd, env=dlx.env,
@@ -165,7 +170,7 @@ def test_checkpoint_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace",
                         lambda a, b: (events.append(f"replace {Path(b).name}"), real_replace(a, b))[1])
     state = {"epoch": 1, "model": {"w": torch.ones(3)}, "history": [{}]}
-    saver = checkpoint.Checkpointer(tmp_path, every=1, meta={"run_id": None})
+    saver = checkpoint.Checkpointer(tmp_path, every=1, meta=lambda: {"run_id": None})
     saver(lambda: state, 1, best=True, final=False)  # last.pt, then best.pt as a copy of it
     # file data, rename, folder entry: for last.pt and for best.pt
     assert events == ["fsync", "replace last.pt", "fsync", "fsync", "replace best.pt", "fsync"]
@@ -173,5 +178,5 @@ def test_checkpoint_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     assert _temp_files(tmp_path) == []
     # a new Checkpointer on a folder with a leftover temp file removes it
     (tmp_path / ".last.pt.tmp").write_bytes(b"half")
-    checkpoint.Checkpointer(tmp_path, every=1, meta={})
+    checkpoint.Checkpointer(tmp_path, every=1, meta=dict)
     assert _temp_files(tmp_path) == []

@@ -3,7 +3,7 @@ train/val/test splits and CV folds are disjoint, complete, stratified and seeded
 
 Configs are composed in this process with Hydra's compose API over the real conf/ tree (the
 config `dlx train` runs), so no example spawns a process. The validity rules below are written
-from the README and from what torch/sklearn accept, independently of dlx/config.py.
+from the README and from what torch/sklearn accept, independently of dlx/config/.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ RULES = {
     "dataset.seed": (INT, ("dataset=synthetic_linear",), seed_range),
     "dataset.vocab_size": (INT, ("dataset=synthetic_sequence",), lambda v: v >= 3),
     "dataset.length": (INT, ("dataset=synthetic_sequence",), lambda v: v > 0),
-    "dataset.min_length": (INT, ("dataset=synthetic_sequence",), lambda v: v >= 0),
+    # at most dataset.length (10 in that option)
+    "dataset.min_length": (INT, ("dataset=synthetic_sequence",), lambda v: 0 <= v <= 10),
     "dataset.crop_padding": (INT, ("dataset=mnist",), lambda v: v >= 0),
     "dataset.max_len": (INT, ("dataset=imdb",), lambda v: v > 0),
     "dataset.max_vocab": (INT, ("dataset=imdb",), lambda v: v >= 3),
@@ -77,7 +78,8 @@ RULES = {
     "regularizer.early_stopping.min_delta": (FLOAT, ("regularizer=[early_stopping]",), non_negative),
     "scheduler.step_size": (INT, ("scheduler=step",), lambda v: v > 0),
     "scheduler.gamma": (FLOAT, ("scheduler=step",), positive),
-    "scheduler.warmup_epochs": (INT, ("scheduler=cosine",), lambda v: v >= 0),
+    # fewer than trainer.epochs (30 by default): a cosine needs an epoch to decay in
+    "scheduler.warmup_epochs": (INT, ("scheduler=cosine",), lambda v: 0 <= v < 30),
     "scheduler.min_lr": (FLOAT, ("scheduler=cosine",), non_negative),
     "scheduler.factor": (FLOAT, ("scheduler=plateau",), open_unit),
     "scheduler.threshold": (FLOAT, ("scheduler=plateau",), non_negative),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dlx import tracking
+from dlx.tracking.redact import redact
 from dlx.config import flatten, register
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -41,7 +41,7 @@ SECRET = "s3cr3t-Pa55"
     ("0.001", "0.001"),
 ])
 def test_redact(text, want):
-    assert tracking.redact(text) == want
+    assert redact(text) == want
 
 
 def _compose(*overrides):
@@ -54,29 +54,35 @@ def _compose(*overrides):
         return compose("config", overrides=list(overrides))
 
 
-def test_what_a_run_would_log_is_redacted_without_contacting_the_server(monkeypatch):
-    """Run's logging methods on a composed config whose tracking.uri carries a password;
-    mlflow's writers are replaced by recorders, so nothing is contacted."""
+def test_what_a_run_would_log_is_redacted(tmp_path):
+    """The tracking writer's logging operations on a composed config whose tracking.uri carries
+    a password, against a local store: params, tags, and text artifacts come out redacted."""
     uri = f"https://alice:{SECRET}@mlflow.example.com:5000/"
     cfg = _compose(f"tracking.uri={uri}")
-    assert SECRET in str(flatten(cfg)) and SECRET in OmegaConf.to_yaml(cfg)  # what run.py passes
+    assert SECRET in str(flatten(cfg)) and SECRET in OmegaConf.to_yaml(cfg)  # what dlx passes on
 
-    logged = []
-    for name in ("log_params", "set_tags"):
-        monkeypatch.setattr(tracking.mlflow, name, lambda values: logged.append(values))
-    monkeypatch.setattr(tracking.mlflow, "log_text", lambda text, path: logged.append({path: text}))
-    run = object.__new__(tracking.Run)  # the logging methods, without starting a run
-    run.log_params(flatten(cfg))
-    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-    run.log_text(f"tracking.uri={uri}\n", "overrides.txt")
-    run.set_tags({"dlx.overrides": f"model=mlp tracking.uri={uri}", "dlx.epochs": 3})
-    text = repr(logged)
-    assert SECRET not in text
-    assert logged[0]["tracking.uri"] == "https://alice:***@mlflow.example.com:5000/"
-    assert "uri: https://alice:***@mlflow.example.com:5000/" in logged[1]["config.yaml"]
-    assert logged[3] == {"dlx.overrides": "model=mlp tracking.uri=https://alice:***@mlflow.example."
-                                          "com:5000/", "dlx.epochs": "3"}
-    assert logged[0]["optimizer.lr"] == "0.001"  # everything else as before
+    from mlflow.tracking import MlflowClient
+
+    from dlx.tracking.writer import Handler
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    handler = Handler()
+    run_id = handler.start_run("run", store, "dlx", "r", {"dlx.overrides": f"tracking.uri={uri}"},
+                               flatten(cfg), None, 0, str(tmp_path))
+    handler.log_files("run", {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
+                              "overrides.txt": f"tracking.uri={uri}\n"})
+    handler.set_tags("run", {"dlx.epochs": 3, "note": f"see {uri}"})
+    handler.end_run("run", "FINISHED")
+    client = MlflowClient(store)
+    run = client.get_run(run_id)
+    texts = [client.download_artifacts(run_id, name, str(tmp_path)) for name in
+             ("config.yaml", "overrides.txt")]
+    logged = repr(run.data.params) + repr(run.data.tags) + "".join(Path(t).read_text() for t in texts)
+    assert SECRET not in logged
+    assert run.data.params["tracking.uri"] == "https://alice:***@mlflow.example.com:5000/"
+    assert "uri: https://alice:***@mlflow.example.com:5000/" in Path(texts[0]).read_text()
+    assert run.data.tags["dlx.overrides"] == "tracking.uri=https://alice:***@mlflow.example.com:5000/"
+    assert run.data.params["optimizer.lr"] == "0.001"  # everything else as before
 
 
 def _free_port() -> int:

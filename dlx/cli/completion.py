@@ -1,5 +1,5 @@
 """Shell completion of Hydra overrides (`dlx train model=<TAB>`): config groups and their options
-from conf/, and the keys of the chosen options from their schemas in dlx/config.py.
+from conf/, and the keys of the chosen options from their schemas in dlx/config/.
 
 Cheap on purpose: it reads YAML files and dataclasses, never torch, mlflow or Hydra, because the
 shell runs it on every <TAB>. cli.py hands it the words before the cursor and the one being typed.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from dlx.config.schemas import CONF_DIR, SCHEMAS
 FLAGS = ("--multirun", "-m", "--cfg", "--help", "--info", "--resolve")  # Hydra's own flags
 HIDDEN = ("hydra",)  # config groups not offered as `group=`; hydra/launcher is offered instead
 
@@ -47,8 +47,6 @@ def _chosen(words: list[str]) -> dict[str, list[str]]:
 
 def _keys(group: str, option: str) -> dict[str, object]:
     """key -> default of one option: its schema's fields, with the YAML's values over them."""
-    from dlx.config import SCHEMAS
-
     path = CONF_DIR / group / f"{option}.yaml"
     schema = SCHEMAS.get(group, {}).get(option)
     out: dict[str, object] = {}

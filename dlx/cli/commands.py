@@ -1,0 +1,198 @@
+"""The verbs after training: eval, predict, explain, export, runs, ui. Each is thin: it calls one
+module of dlx and prints what comes back; a DlxError is one `dlx: error:` line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from dlx.cli import tables
+from dlx.cli.app import RUN, URI, app, fail
+
+
+@contextlib.contextmanager
+def _errors():
+    """The user's mistakes (DlxError) as one line and exit 1."""
+    from dlx.errors import DlxError
+
+    try:
+        yield
+    except DlxError as e:
+        fail(str(e))
+
+
+@app.command("eval", context_settings={"allow_extra_args": True})
+def eval_(
+    ctx: typer.Context,
+    run: str = RUN,
+    split: str = typer.Option("test", help="test or val"),
+    log: bool = typer.Option(False, "--log", help="attach the results to the run (eval_<split>.json)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
+    uri: str = URI,
+) -> None:
+    """Score a trained run's logged model on its own data split. Extra args: dataset.* overrides."""
+    import json
+
+    from dlx import inference
+    from dlx.tracking import queries, resolve_uri
+
+    if split not in ("test", "val"):
+        fail(f"--split {split} is not one of test, val")
+    store = resolve_uri(uri)
+    with _errors():
+        loaded = inference.load(run, store, ctx.args)
+        result = inference.evaluate(loaded, split)
+        if log:
+            queries.log_to_run(store, loaded.run["run_id"],
+                               {f"eval_{k}": v for k, v in result["metrics"].items()},
+                               result, f"eval_{split}.json")
+    if as_json:
+        typer.echo(json.dumps({"run_id": loaded.run["run_id"], **result}, indent=2))
+        return
+    typer.echo(f"run {loaded.run['run_name']} ({loaded.run['run_id']}), {split} split, "
+               f"{result['n']} samples")
+    typer.echo("  ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
+    if "classification_report" in result:
+        tables.report(result["classification_report"])
+        tables.confusion(result["confusion_matrix"])
+
+
+@app.command()
+def predict(
+    run: str = RUN,
+    source: str = typer.Argument(..., metavar="INPUT", help="CSV, image file or folder, or text file"),
+    out: Path = typer.Option(None, "--out", "-o", help="write predictions to this CSV"),
+    uri: str = URI,
+) -> None:
+    """Predict with a trained run's model on new inputs, preprocessed as in training."""
+    import csv
+
+    from dlx import inference
+    from dlx.tracking import resolve_uri
+
+    with _errors():
+        rows = inference.predict(inference.load(run, resolve_uri(uri)), source)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    if out:
+        typer.echo(f"{len(rows)} predictions written to {out}")
+
+
+@app.command()
+def explain(
+    run: str = RUN,
+    out: Path = typer.Option(None, "--out", "-o", help="folder for the files (default: the run's "
+                             "output dir / explain)"),
+    uri: str = URI,
+) -> None:
+    """Explain a trained run on its test split: permutation feature importance (tabular) or
+    gradient saliency maps (images). Saved to disk and logged on the run under explain/."""
+    from dlx import explain as explaining
+    from dlx import inference
+    from dlx.tracking import queries, resolve_uri
+
+    store = resolve_uri(uri)
+    with _errors():
+        loaded = inference.load(run, store)
+        folder = out or Path(loaded.run["tags"].get("dlx.output_dir", ".")) / "explain"
+        result = explaining.explain(loaded, folder)
+        queries.log_files_to_run(store, loaded.run["run_id"], result["files"], "explain")
+    typer.echo(f"{result['kind']} for run {loaded.run['run_name']} ({loaded.run['run_id']}):")
+    for name, value in result.get("top", []):
+        typer.echo(f"  {name}: {value:.4f}")
+    for f in result["files"]:
+        typer.echo(f"  {f}")
+
+
+@app.command()
+def export(
+    run: str = RUN,
+    fmt: str = typer.Option("pt2", "--format", help="pt2 (torch.export: loads without unpickling "
+                            "code) or pickle (the Python class; loads only where pickles are trusted)"),
+    uri: str = URI,
+) -> None:
+    """Log a trained run's model as an MLflow model (mlflow.pytorch.load_model, serving, the
+    model registry): the torch.export trace every run skips to stay fast."""
+    from dlx import inference
+    from dlx.tracking import resolve_uri
+
+    if fmt not in ("pt2", "pickle"):
+        fail(f"--format {fmt} is not one of pt2, pickle")
+    with _errors():
+        model_uri, run_id = inference.export(run, resolve_uri(uri), fmt)
+    typer.echo(f"run {run_id}: MLflow model {model_uri} (tag dlx.model_uri); load it with "
+               f"mlflow.pytorch.load_model('{model_uri}')")
+
+
+@app.command()
+def runs(
+    experiment: str = typer.Option("dlx", "--experiment", "-e", help="MLflow experiment"),
+    sweep: str = typer.Option(None, help="only the children of this sweep's parent run id"),
+    sort: str = typer.Option(None, help="metric to sort by, e.g. val_loss or test_accuracy"),
+    desc: bool = typer.Option(False, "--desc", help="sort descending (for accuracy-like metrics)"),
+    limit: int = typer.Option(20, help="at most this many runs"),
+    best: bool = typer.Option(False, "--best", help="print the best run of the newest sweep "
+                              "(or of --sweep): its parameters, score and test report"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
+    uri: str = URI,
+) -> None:
+    """List tracked runs as a table, or the best run of a sweep (like GridSearchCV's best_*)."""
+    import json
+
+    from dlx.tracking import resolve_uri
+
+    store = resolve_uri(uri)
+    with _errors():
+        if best:
+            from dlx.sweep import best_of
+
+            out = best_of(store, experiment, sweep)
+        else:
+            from dlx.tracking import queries
+
+            rows = queries.list_runs(store, experiment, sweep, sort, not desc, limit)
+    if as_json:
+        typer.echo(json.dumps(out if best else rows, indent=2, default=str))
+    elif best:
+        tables.best(out)
+    else:
+        tables.runs(rows)
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(5000, help="port to serve on"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; anything else exposes your runs"),
+    uri: str = URI,
+) -> None:
+    """Open MLflow's UI over the store `dlx train` writes to."""
+    import socket
+
+    from dlx.tracking import is_local, resolve_uri
+
+    store = resolve_uri(uri)
+    if not is_local(store):
+        typer.echo(f"runs are on a tracking server: open {store}")
+        return
+    if host != "127.0.0.1":
+        typer.secho(f"dlx: warning: binding {host} makes your runs visible to other machines",
+                    err=True, fg=typer.colors.YELLOW)
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            fail(f"cannot listen on {host}:{port} ({e.strerror}): pick another with --port")
+    typer.echo(f"MLflow UI for {store} on http://{host}:{port} (Ctrl-C to stop); runs table: "
+               f"http://{host}:{port}/#/experiments/<id>/runs?workflowType=machine_learning")
+    from dlx.tracking.queries import ui_command
+
+    argv, env = ui_command(store, host, port)
+    sys.stdout.flush()
+    os.execve(argv[0], argv, env)  # MLflow takes over this process: signals reach it directly

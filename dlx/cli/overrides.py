@@ -1,0 +1,66 @@
+"""Hydra's command line, made friendly: composition errors condensed to one line.
+
+Hydra writes a bad override's error (and its list of options) to stderr over several lines and
+exits 1; `ComposeErrors` holds what Hydra writes while composing, and `condense` turns it into
+the one line dlx prints. Once a job starts, stderr passes straight through.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+class ComposeErrors:
+    """Stands in for sys.stderr while Hydra composes the config."""
+
+    def __init__(self, stream):
+        self.stream, self.held, self.passthrough = stream, [], False
+
+    def write(self, text) -> int:
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        (self.stream.write if self.passthrough else self.held.append)(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name):  # fileno, isatty, encoding...: the real stream's
+        return getattr(self.stream, name)
+
+    def release(self) -> None:
+        """A job is starting: what was held goes out, and everything after it."""
+        self.passthrough = True
+        self.stream.write("".join(self.held))
+        self.held.clear()
+
+    def one_line(self) -> str:
+        return condense("".join(self.held))
+
+
+def condense(text: str) -> str:
+    """Hydra's multi-line message as one line: the problem, the options, the fix."""
+    parts, options = [], []
+    lines = text.splitlines()
+    if "Traceback (most recent call last):" in lines:  # Hydra failed outside the task, e.g. on
+        # creating the run dir: the exception's own lines, without the stack frames
+        lines = [x for x in lines[len(lines) - lines[::-1].index("Traceback (most recent call "
+                                                                   "last):"):] if x[:1] != " "]
+        if lines and re.match(r"\w+: \[Errno \d+\]", lines[0]):  # an OSError: the output dir
+            lines[0] += " (dlx writes the run's files there: point hydra.run.dir at a writable folder)"
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith(("Set the environment variable HYDRA_FULL_ERROR",
+                                        "Config search path", "provider=", "object_type=",
+                                        "reference_type=")):
+            continue
+        if raw.startswith("\t") and parts and parts[-1].endswith(":"):
+            options.append(line)
+        else:
+            if options:
+                parts[-1] += " " + ", ".join(options)
+                options = []
+            parts.append(line.removeprefix("In 'config': "))
+    if options:
+        parts[-1] += " " + ", ".join(options)
+    return "; ".join(p.rstrip(".") for p in parts)

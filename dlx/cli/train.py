@@ -1,0 +1,196 @@
+"""`dlx train`: the Hydra entry point. Arguments are Hydra overrides, handed to Hydra unchanged
+(-m, --cfg job, +key, ~key, hydra/launcher=...); every job runs `dlx.run.train`.
+
+The tracking writer is started first, so that mlflow imports on another core while this process
+imports Hydra and torch; at the end dlx waits for it to finish (nothing is lost).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dlx import interrupts
+from dlx.cli import progress
+from dlx.cli.app import CONF_DIR, app, debug, err
+from dlx.cli.overrides import ComposeErrors
+from dlx.training.launch import rank
+
+NO_JOB = {"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--hydra-help"}
+DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
+
+
+class Overrides(typer.core.TyperCommand):
+    """A command whose extra arguments are Hydra overrides: <TAB> completes `group=option` from
+    conf/ and the chosen options' `group.key=` (dlx/cli/completion.py; no torch or mlflow)."""
+
+    def shell_complete(self, ctx, incomplete):
+        from dlx.cli.completion import overrides
+
+        return [typer.core.CompletionItem(c) for c in overrides(ctx.args, incomplete)]
+
+
+class TrainJobs:
+    """One `dlx train` process: its DDP rank, the failures of its jobs, and Hydra's composition
+    errors held back until a job starts."""
+
+    def __init__(self):
+        self.rank = rank()  # under torchrun several processes run this; rank 0 speaks
+        self.failures: list[str] = []
+        self.stderr: ComposeErrors | None = None
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+        if self.rank == 0:  # every rank meets the same problem: say it once
+            err(message)
+
+    def task(self, cfg) -> float | None:
+        """What Hydra runs for every job: `dlx.run.train`, its problems as one line each. A
+        failed job returns the worst finite objective, so a sweeper ranks it last and goes on
+        (a NaN or None would stop Optuna)."""
+        if self.stderr is not None:
+            self.stderr.release()
+        from dlx.config import validate
+        from dlx.errors import DlxError
+        from dlx.sweep import in_worker
+        from dlx.tracking import client
+
+        worst = sys.float_info.max if cfg.trainer.monitor_mode == "min" else -sys.float_info.max
+        try:
+            validate(cfg)  # a bad config is reported before torch is imported
+            if self.rank == 0:
+                from dlx.tracking.recorder import prepare
+
+                prepare(cfg)  # the writer opens the store while this process imports torch
+            from dlx.run import train
+
+            result = train(cfg, callbacks=progress.epochs(cfg.trainer.progress))
+            if in_worker():  # a launcher's worker process: its records are complete when it returns
+                client.shutdown()
+        except DlxError as e:
+            if debug():
+                raise
+            self.fail(str(e))
+            return worst
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # a bug in dlx or a library: say what, keep the traceback opt-in
+            if debug():
+                raise
+            from dlx.tracking.redact import redact  # an unexpected message may quote a tracking URI
+
+            self.fail(redact(" ".join(f"{type(e).__name__}: {e}".split()))
+                      + " (set DLX_DEBUG=1 for the traceback)")
+            return worst
+        if self.rank == 0:
+            test = "  ".join(f"{k}={v:.4f}" for k, v in result.test.items())
+            where = (f"run {result.run_name} ({result.run_id})" if result.run_id
+                     else "not tracked (tracking.enabled=false)")
+            typer.echo(f"{test}\n{where}; files in {result.output_dir}")
+        return result.objective
+
+    def run(self, args: list[str]) -> None:
+        """Hydra's main over `args`; exits 1 when a job failed, 130 when interrupted."""
+        import hydra
+
+        from dlx.config import register
+        from dlx.sweep import SweepTracking
+
+        register()
+        main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(self.task)
+        sys.argv = ["dlx train", *args]
+        scratch = None
+        if self.rank > 0:  # a DDP rank other than 0 (torchrun): it trains, rank 0 keeps the run dir
+            import tempfile
+
+            scratch = tempfile.mkdtemp(prefix=f"dlx-rank{self.rank}-")
+            sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+        self.stderr = None if debug() else ComposeErrors(sys.stderr)
+        try:
+            if self.stderr is not None:
+                sys.stderr = self.stderr
+            main()
+        except ValueError as e:  # Hydra's own argument checks (e.g. --cfg together with -m)
+            if debug():
+                raise
+            self._restore_stderr(clear=True)
+            err(str(e))
+            raise typer.Exit(1)
+        except SystemExit as e:  # Hydra exits 1 on a composition error, after writing it to stderr
+            if self.stderr is None or self.stderr.passthrough or not self.stderr.held:
+                raise
+            message = self.stderr.one_line()
+            self._restore_stderr(clear=True)
+            err(message)
+            raise typer.Exit(e.code if isinstance(e.code, int) else 1)
+        finally:
+            self._restore_stderr()
+            if scratch:
+                import shutil
+
+                shutil.rmtree(scratch, ignore_errors=True)
+        if self.rank > 0:
+            raise typer.Exit(1 if self.failures else 0)
+        self._report(SweepTracking.last)
+
+    def _restore_stderr(self, clear: bool = False) -> None:
+        if self.stderr is not None:
+            sys.stderr = self.stderr.stream
+            if clear:
+                self.stderr.held.clear()
+            elif not self.stderr.passthrough:
+                self.stderr.release()
+
+    def _report(self, sweep: dict) -> None:
+        if sweep.get("best"):
+            b, key = sweep["best"], sweep["key"]
+            typer.echo(f"sweep: best of {sweep['n_children']} runs is {b['run_name']} "
+                       f"({b['run_id']}) with {key}={b['metrics'][key]:.4f}; parent run "
+                       f"{sweep['parent_run_id']}; all results in {sweep['results']}")
+        if sweep.get("parent_run_id") or not self.failures:
+            typer.echo("browse runs: dlx ui")
+        if self.failures:
+            if len(self.failures) > 1:
+                err(f"{len(self.failures)} jobs failed")
+            raise typer.Exit(1)
+
+
+@app.command(cls=Overrides, add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Train one run, or a sweep with -m. Arguments are Hydra overrides (see `dlx train --help`).
+
+    Examples: dlx train model=mlp optimizer=sgd optimizer.lr=0.05;
+    dlx train -m optimizer=sgd,adam optimizer.lr=0.01,0.001; dlx train --cfg job
+    """
+    from dlx.errors import DlxError
+    from dlx.tracking import client
+
+    # Ctrl-C and SIGTERM end the run KILLED (even where a parent shell made us ignore SIGINT)
+    interrupts.install()
+    jobs = TrainJobs()
+    if jobs.rank == 0 and not NO_JOB & set(ctx.args):
+        client.start()  # mlflow imports in the writer while this process imports torch
+    code = 0
+    try:
+        jobs.run(ctx.args)
+    except typer.Exit as e:
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err("interrupted; the run was marked KILLED")
+        try:
+            client.shutdown(timeout=DRAIN_AFTER_INTERRUPT)
+        except (DlxError, KeyboardInterrupt):
+            pass
+        raise typer.Exit(130)
+    except BaseException:
+        client.discard()
+        raise
+    try:
+        client.shutdown()  # everything recorded before dlx exits
+    except DlxError as e:  # the store failed while the writer finished the records
+        err(str(e))
+        code = code or 1
+    if code:
+        raise typer.Exit(code)

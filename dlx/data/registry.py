@@ -1,0 +1,73 @@
+"""config -> Bundle. One registry: each dataset name maps to its family module's reader and, for
+`dlx predict`, its encoder of new inputs. Family modules are imported only when used, so a run
+on digits never imports pandas or torchvision.
+
+A reader returns either (x, y, spec) arrays, which `split` cuts train/val/test, or a ready Bundle:
+datasets with a published test split (MNIST, CIFAR-10, IMDB), data kept in its own dtype (uint8
+images), or preprocessing fitted on the train rows (CSV, the IMDB vocabulary) split themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from omegaconf import OmegaConf
+
+from dlx.data.bundle import Bundle, split
+
+# name -> (module, reader, encoder or None): the encoder makes(cfg, spec, artifacts) a function
+# that reads a user's input for `dlx predict`; `artifacts` are the fitted objects a run logged
+# (vocab.json, preprocessing.*), so a finished run's own can be passed in place of the Bundle's
+DATASETS = {
+    "digits": ("vision", "digits", "encode_digits"),
+    "mnist": ("vision", "mnist", "encode_images"),
+    "fashion_mnist": ("vision", "fashion_mnist", "encode_images"),
+    "cifar10": ("vision", "cifar10", "encode_images"),
+    "image_folder": ("vision", "image_folder", "encode_images"),
+    "imdb": ("text", "imdb", "encode_reviews"),
+    "csv": ("tabular", "csv", "encode_csv"),
+    "synthetic_linear": ("synthetic", "linear", None),
+    "synthetic_logistic": ("synthetic", "logistic", None),
+    "synthetic_sequence": ("synthetic", "sequence", None),
+}
+
+
+def _function(module: str, name: str):
+    return getattr(importlib.import_module(f"dlx.data.{module}"), name)
+
+
+def load(cfg) -> Bundle:
+    """Read the dataset named by `cfg.name` and split it train/val/test with `cfg.split_seed`."""
+    module, reader, _ = DATASETS[cfg.name]
+    out = _function(module, reader)(cfg)
+    if isinstance(out, Bundle):
+        bundle = out
+    else:
+        x, y, spec = out
+        bundle = split(x, y, spec, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
+    return bundle
+
+
+_CACHE: dict[str, Bundle] = {}
+
+
+def load_cached(cfg) -> tuple[Bundle, bool]:
+    """The dataset, read once per process and reused by later jobs of an in-process sweep; True
+    when it came from the cache. Keyed by the dataset config without batch_size (which only
+    changes how it is batched); one dataset at a time, so a sweep over datasets does not pile
+    them up."""
+    options = OmegaConf.to_container(cfg, resolve=True)
+    options.pop("batch_size", None)
+    key = repr(sorted(options.items()))
+    if key in _CACHE:
+        return _CACHE[key], True
+    data = load(cfg)
+    _CACHE.clear()
+    _CACHE[key] = data
+    return data, False
+
+
+def encoder(cfg, spec, artifacts):
+    """The reader of new inputs for dataset `cfg.name` (None: it cannot read any)."""
+    module, _, make = DATASETS[cfg.name]
+    return None if make is None else _function(module, make)(cfg, spec, artifacts)

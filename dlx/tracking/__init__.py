@@ -1,0 +1,38 @@
+"""Tracking: everything dlx records goes through here, and only this package imports mlflow.
+
+- store.py: the MLflow client (store lock, retries, one-line errors) — imports mlflow;
+- writer.py: the tracking writer, a process of its own that does all of a run's MLflow work
+  (run creation, params, metrics, artifacts, reports and figures) while training goes on;
+- client.py: the training process's handle on the writer — no mlflow import;
+- recorder.py: what a run records, driven by fit callbacks;
+- queries.py: reading runs back (`dlx runs`, `dlx eval`, ...) — imports mlflow;
+- redact.py: secrets out of what is logged and printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def resolve_uri(uri: str | None, start_dir: str | Path | None = None) -> str:
+    """The store dlx uses: tracking.uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db (sqlite)."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(start_dir or os.getcwd()).resolve() / 'mlflow.db'}"
+
+
+def is_local(uri: str) -> bool:
+    return uri.startswith("sqlite:")
+
+
+def pickles_trusted() -> bool:
+    """dlx's one pickle policy: a pickled file of a run (a CSV run's preprocessing.joblib, an
+    MLflow model exported with --format pickle) runs code when loaded, so dlx loads one only
+    when the user set MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true (MLflow's own default is true).
+    Weights are always read with torch.load(weights_only=True)."""
+    return os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "").lower() in ("true", "1")

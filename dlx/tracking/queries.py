@@ -1,0 +1,151 @@
+"""Reading runs back, for `dlx runs`, `dlx eval`, `dlx predict`, `dlx explain`, `dlx export`
+and `trainer.resume`: runs as plain dicts, their artifacts, and results attached after the fact."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dlx.errors import DlxError
+from dlx.tracking import PARENT_TAG
+from dlx.tracking.redact import redact
+from dlx.tracking.store import MlflowClient, MlflowException, client, mlflow, retry, store_errors
+
+
+def row(r) -> dict[str, Any]:
+    """An MLflow run as a plain dict."""
+    return {"run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
+            "start_time": r.info.start_time, "end_time": r.info.end_time,
+            "experiment_id": r.info.experiment_id,
+            "params": dict(r.data.params), "metrics": dict(r.data.metrics), "tags": dict(r.data.tags)}
+
+
+def children(c: MlflowClient, parent_id: str) -> list[dict[str, Any]]:
+    """Every child run of a sweep's parent."""
+    parent = c.get_run(parent_id)
+    runs = c.search_runs([parent.info.experiment_id], max_results=10_000,
+                         filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'")
+    return [row(r) for r in runs]
+
+
+@store_errors
+def children_of(uri: str, parent_id: str) -> list[dict[str, Any]]:
+    return children(client(uri), parent_id)
+
+
+@store_errors
+def list_runs(uri: str, experiment: str, parent_id: str | None = None, sort: str | None = None,
+              ascending: bool = True, limit: int = 50) -> list[dict[str, Any]]:
+    """Runs of an experiment (or the children of one sweep), sorted by a metric when given."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        names = ", ".join(e.name for e in c.search_experiments()) or "none yet"
+        raise DlxError(f"no experiment {experiment!r} in {redact(uri)} (experiments: {names}): "
+                       "pass --experiment NAME")
+    filters = f"tags.`{PARENT_TAG}` = '{parent_id}'" if parent_id else ""
+    order = [f"metrics.`{sort}` {'ASC' if ascending else 'DESC'}"] if sort else None
+    runs = c.search_runs([exp.experiment_id], filter_string=filters, order_by=order,
+                         max_results=limit)
+    return [row(r) for r in runs]
+
+
+@store_errors
+def get_run(uri: str, run_id: str) -> dict[str, Any]:
+    try:
+        return row(client(uri).get_run(run_id))
+    except MlflowException as e:
+        if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise  # the store itself failed: store_errors says so
+        raise DlxError(f"no run {run_id!r} in {redact(uri)}: pass a run id from `dlx runs`") from e
+
+
+@store_errors
+def find_runs(uri: str, tag: tuple[str, str] | None = None,
+              name: str | None = None) -> list[dict[str, Any]]:
+    """Runs in any experiment with a tag value or a run name."""
+    c = client(uri)
+    exp_ids = [e.experiment_id for e in c.search_experiments()]
+    filters = f"tags.`{tag[0]}` = '{tag[1]}'" if tag else f"attributes.run_name = '{name}'"
+    return [row(r) for r in c.search_runs(exp_ids, filter_string=filters, max_results=100)]
+
+
+def output_dir_of(uri: str, run_id: str) -> str | None:
+    """The Hydra run dir a run was tagged with (dlx.output_dir); None if no such run."""
+    try:
+        return client(uri).get_run(run_id).data.tags.get("dlx.output_dir")
+    except MlflowException:
+        return None
+
+
+def text_artifact(uri: str, run_id: str, path: str) -> str | None:
+    client(uri)
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+def json_artifact(uri: str, run_id: str, path: str) -> dict | None:
+    """A JSON artifact of a run (e.g. classification_report.json), or None if it has none."""
+    client(uri)
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+def download(uri: str, run_id: str, path: str) -> Path | None:
+    """A run's artifact file or folder copied to a fresh temp folder, or None if it has none."""
+    client(uri)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="dlx-artifact-")))
+    except Exception:  # noqa: BLE001 - missing artifact
+        return None
+
+
+@store_errors
+def log_to_run(uri: str, run_id: str, metrics: dict[str, float], data: dict, path: str) -> None:
+    """Attach results computed after the fact (`dlx eval --log`) to a finished run."""
+    c = client(uri)
+    for k, v in metrics.items():
+        retry(c.log_metric, run_id, k, v)
+    retry(c.log_dict, run_id, data, path)
+
+
+@store_errors
+def log_files_to_run(uri: str, run_id: str, files: list[Path], folder: str | None = None) -> None:
+    c = client(uri)
+    for f in files:
+        retry(c.log_artifact, run_id, str(f), folder)
+
+
+@store_errors
+def export_model(uri: str, run_id: str, model, input_example, serialization_format: str) -> str:
+    """Log `model` to the finished run as an MLflow model (`dlx export`), tag it dlx.model_uri,
+    and leave the run's status and end time as they were; returns its models:/ URI."""
+    import mlflow.pytorch
+    import torch
+
+    c = client(uri)
+    before = c.get_run(run_id).info
+    with mlflow.start_run(run_id=run_id):  # log_model logs into the active run
+        info = mlflow.pytorch.log_model(
+            model, name="model", input_example=input_example,
+            serialization_format=serialization_format,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "dlx"])
+        mlflow.set_tag("dlx.model_uri", info.model_uri)
+    retry(c.set_terminated, run_id, before.status, end_time=before.end_time)
+    return info.model_uri
+
+
+def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line (and environment) that serves MLflow's UI over `uri`: one worker and no
+    GenAI job runners, which dlx does not use and which triple the start-up time."""
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", host, "--port", str(port), "--workers", "1"], env

@@ -1,0 +1,175 @@
+"""What a run records, decided here and carried out by the tracking writer (dlx/tracking/writer.py):
+
+    start   params (the flattened resolved config), tags that lead back to the Hydra output
+            dir, config.yaml, overrides.txt, data.json and the dataset's fitted artifacts
+    epochs  train/val metrics with step=epoch (a fit callback: one message per epoch)
+    folds   fold_val_<metric> with step=fold, cv_mean_/cv_std_ and cv_folds.json
+    finish  best/stopped epoch, test metrics, classification report and confusion matrix,
+            learning curves (and per task a scatter or reconstructions), the model's weights
+    end     FINISHED, FAILED or KILLED: never RUNNING
+
+A run with tracking off gets a Recorder that records nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx import models
+from dlx.config import flatten
+from dlx.training.callbacks import Callback
+
+PARENT_ENV = "DLX_SWEEP_PARENT_RUN_ID"  # a sweep's parent run id, for jobs in other processes
+
+
+def _ms(t: float | None = None) -> int:
+    return int((time.time() if t is None else t) * 1000)
+
+
+def prepare(cfg: DictConfig) -> None:
+    """Have the writer open the store and the experiment now, ahead of the run (the CLI calls
+    this as soon as the config is valid, before torch is imported)."""
+    if cfg.tracking.enabled:
+        from dlx.tracking import client, resolve_uri
+
+        client.writer().send("open", resolve_uri(cfg.tracking.uri), cfg.tracking.experiment)
+
+
+class Recorder(Callback):
+    def __init__(self, cfg: DictConfig, hydra, output_dir: Path, in_sweep: bool, started: float,
+                 main: bool = True):
+        """`main`: this process is the one that records (DDP: rank 0)."""
+        from dlx.tracking import client, resolve_uri
+
+        self.cfg, self.hydra, self.output_dir, self.started = cfg, hydra, output_dir, started
+        self.main = main
+        self.writer = client.writer() if cfg.tracking.enabled and main else None
+        self.uri = resolve_uri(cfg.tracking.uri)
+        self.name = f"{output_dir.parent.name}_{output_dir.name}" if in_sweep else output_dir.name
+        self.parent = os.environ.get(PARENT_ENV) if in_sweep else None
+        self.key = f"{os.getpid()}:{output_dir}"  # names this run in the writer's messages
+        self._id: str | None = None
+        self._reply = None  # the writer's answer to start_run: the run id
+        self.logged: set[int] = set()  # epochs the run has already (a resumed run)
+        self.ended = False
+        if self.writer:
+            prepare(cfg)  # (again, for callers other than the CLI: a second open costs nothing)
+
+    # -- the run's identity
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id (waits for the writer to have created the run)."""
+        if self._id is None and self._reply is not None:
+            self._id = self._reply.result()
+        return self._id
+
+    def known_run_id(self) -> str | None:
+        """The run id if the writer has answered already (a checkpoint does not wait for it:
+        resuming one without it finds the run by its output dir)."""
+        if self._id is None and self._reply is not None and self._reply.ready():
+            return self.run_id
+        return self._id
+
+    # -- start
+    def start(self, data, options: dict, resume: dict | None, cached: bool, group=None,
+              resumed_dir: Path | None = None) -> None:
+        """The run begins: a new one, or with `resume` (a checkpoint's state, from the run dir
+        `resumed_dir`) the checkpoint's run goes on."""
+        if not self.writer:
+            return
+        choices, cfg = self.hydra.runtime.choices, self.cfg
+        overrides = list(self.hydra.overrides.task)
+        tags = {
+            "dlx.model": choices.get("model"), "dlx.dataset": choices.get("dataset"),
+            "dlx.optimizer": choices.get("optimizer"),
+            "dlx.output_dir": str(self.output_dir.resolve()),
+            "dlx.overrides": " ".join(overrides), "dlx.data_cached": str(cached).lower(),
+            # what trainer.precision/channels_last/capture=auto chose for this device
+            "dlx.precision": options["precision"],
+            "dlx.channels_last": str(options["channels_last"]).lower(),
+            "dlx.capture": str(options["capture"]).lower(),
+            **({"dlx.world_size": group.size, "dlx.backend": group.backend} if group else {}),
+        }
+        if resume is None:
+            self._reply = self.writer.send(
+                "start_run", self.key, self.uri, cfg.tracking.experiment, self.name, tags,
+                flatten(cfg), self.parent, _ms(self.started), str(self.output_dir), reply=True)
+        else:  # trainer.resume: the checkpoint's run goes on; it keeps its params and tags
+            self._id, continued = self.writer.call(
+                "start_run", self.key, self.uri, cfg.tracking.experiment, self.name, tags,
+                flatten(cfg), None, _ms(self.started), str(self.output_dir),
+                run_id=resume["meta"]["run_id"], resume=str(resumed_dir.resolve()))
+            self.writer.send("set_tags", self.key, {"dlx.resumed_from_epoch": resume["epoch"],
+                                                    "dlx.resume_overrides": " ".join(overrides)})
+            self.logged = set(self.writer.call("logged_steps", self.key, "train_loss"))
+            for epoch, metrics in enumerate(resume["history"], 1):  # epochs it lacks, once each
+                self.on_epoch_end(epoch, metrics)
+            if continued:
+                return
+        self.writer.send("log_files", self.key, {
+            "config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
+            "overrides.txt": "\n".join(overrides) + "\n"})
+        self.data(data)
+
+    def data(self, data) -> None:
+        """data.json and the dataset's own artifacts (vocabulary, fitted preprocessing, ...)."""
+        if self.writer:
+            self.writer.send("log_files", self.key, {"data.json": data.info, **data.artifacts})
+
+    # -- epochs (a fit callback) and cross-validation folds
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if not self.writer:
+            return
+        if epoch not in self.logged:
+            self.writer.send("log_metrics", self.key, metrics, epoch, _ms())
+            self.logged.add(epoch)
+        self.writer.check()  # a store that stopped working ends the run now, not at its end
+
+    def fold(self, i: int, scores: dict[str, float]) -> None:
+        if self.writer:
+            self.writer.send("log_metrics", self.key, {f"fold_{k}": v for k, v in scores.items()}, i)
+
+    def cross_validation(self, summary: dict) -> None:
+        if self.writer:
+            self.writer.send("log_metrics", self.key, {
+                **{f"cv_mean_{n}": v for n, v in summary["mean"].items()},
+                **{f"cv_std_{n}": v for n, v in summary["std"].items()}})
+            self.writer.send("log_files", self.key, {"cv_folds.json": summary})
+
+    # -- finish
+    def finish(self, history, scores, data, model, options: dict) -> None:
+        """The end of a trained run: test scores, reports, figures and the model."""
+        if not self.writer:
+            return
+        send, key, task = self.writer.send, self.key, data.spec.task
+        final = {"best_epoch": history.best_epoch, "stopped_epoch": history.stopped_epoch}
+        send("log_metrics", key, {**scores.metrics, **{k: v for k, v in final.items() if v}})
+        if history.shards:
+            send("log_files", key, {"distributed.json": history.shards})
+        send("set_tags", key, {"dlx.fit_seconds": f"{history.seconds:.3f}"})
+        send("figure", key, "learning_curves", list(history))
+        if scores.target is not None:
+            send("classification", key, scores.target, scores.pred, data.spec.class_names)
+        y = data.test[1]
+        if task == "regression":
+            send("figure", key, "predicted_vs_true", scores.out[:, 0].cpu().numpy(),
+                 y[:, 0].cpu().numpy())
+        if task == "reconstruction":
+            send("figure", key, "reconstructions", data.test[0][:8].float().cpu().numpy(),
+                 scores.out[:8].float().cpu().numpy())
+        if self.cfg.tracking.log_model:
+            folder = models.save(model, self.output_dir / "model", self.cfg.model, data.spec,
+                                 options["channels_last"])
+            send("log_files", key, {"model": folder})
+            send("set_tags", key, {"dlx.weights": f"model/{models.WEIGHTS}"})
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED (from a `finally`: whatever happened, the run ends)."""
+        if self.writer and not self.ended and (self._id or self._reply):
+            self.ended = True
+            self.writer.send("end_run", self.key, status, _ms())
+
