@@ -1,5 +1,6 @@
 """The CLI surface: help, composed config, and that help stays light."""
 
+import os
 import subprocess
 import sys
 
@@ -34,3 +35,47 @@ def test_cfg_job_prints_the_composed_config_without_training(dlx):
     assert "_target_: torch.optim.SGD" in proc.stdout
     assert "lr: 0.05" in proc.stdout
     assert not (dlx.cwd / "mlflow.db").exists()
+
+
+def test_default_train_imports_only_what_the_run_uses(tmp_path):
+    """`dlx train` on the defaults (tracked, model logged): the training process imports torch,
+    Hydra and numpy, never mlflow (the tracking writer's process has it), scikit-learn, scipy,
+    pandas, matplotlib or torchvision, and torch._dynamo only as dlx's deferred stand-in."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['dlx', 'train', 'trainer.epochs=1', 'trainer.progress=false']\n"
+        "from dlx.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = [m for m in ('mlflow', 'sklearn', 'scipy', 'pandas', 'matplotlib', 'torchvision')"
+        " if m in sys.modules]\n"
+        "dynamo = type(sys.modules.get('torch._dynamo')).__name__\n"
+        "print('loaded:', heavy, dynamo, 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded: [] _DeferredDynamo True" in proc.stdout, proc.stdout
+    assert "run " in proc.stdout and (tmp_path / "mlflow.db").is_file()  # and it was tracked
+
+
+def test_compile_loads_the_real_dynamo_after_the_stand_in():
+    """A process that deferred torch._dynamo still compiles: the first real use loads it."""
+    code = (
+        "import sys, torch\n"
+        "from dlx.training import optim\n"
+        "m = torch.nn.Linear(3, 1)\n"
+        "opt = optim.build({'_target_': 'torch.optim.SGD', '_partial_': True, 'lr': 0.1}, "
+        "m.parameters(), compiled=False)\n"
+        "m(torch.ones(2, 3)).sum().backward(); opt.step(); opt.zero_grad()\n"
+        "assert type(sys.modules['torch._dynamo']).__name__ == '_DeferredDynamo'\n"
+        "optim.undefer_dynamo()\n"
+        "f = torch.compile(lambda x: x * 2 + 1)\n"
+        "assert f(torch.ones(2)).tolist() == [3.0, 3.0]\n"
+        "assert type(sys.modules['torch._dynamo']).__name__ == 'module'\n"
+        "m(torch.ones(2, 3)).sum().backward(); opt.step()\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr

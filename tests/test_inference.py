@@ -99,3 +99,38 @@ def test_explain_tabular_run_ranks_features_by_permutation_importance(dlx):
     assert all(float(r["importance_mean"]) > 0.1 for r in rows)
     arts = {a.path for a in dlx.client().list_artifacts(run.info.run_id, "explain")}
     assert arts == {"explain/feature_importance.csv", "explain/feature_importance.png"}
+
+
+def test_eval_is_exact_for_a_channels_last_cnn_too(dlx):
+    """The default CNN trains in channels_last; its logged weights are rebuilt in that layout."""
+    dlx.train("trainer.epochs=2")
+    (run,) = dlx.runs()
+    assert run.data.tags["dlx.channels_last"] == "true"
+    result = json.loads(dlx("eval", run.info.run_id, "--json").stdout)
+    for key in ("test_accuracy", "test_loss", "test_f1_macro"):
+        assert result["metrics"][key] == run.data.metrics[key], key
+
+
+def test_load_model_and_export_give_the_same_network(trained, tmp_path):
+    """dlx.load_model (weights, no pickle) and `dlx export` (an MLflow pt2 model that
+    mlflow.pytorch.load_model reads) give the trained network; exporting leaves the run as it was."""
+    import mlflow
+    import torch
+
+    import dlx as dlx_package
+
+    dlx, run = trained
+    model = dlx_package.load_model(run.info.run_id, dlx.uri)
+    assert not model.training
+    x = torch.rand(5, 1, 8, 8)
+    proc = dlx("export", run.info.run_id)
+    after = dlx.client().get_run(run.info.run_id)
+    uri = after.data.tags["dlx.model_uri"]
+    assert uri in proc.stdout and uri.startswith("models:/")
+    assert (after.info.status, after.info.end_time) == (run.info.status, run.info.end_time)
+    mlflow.set_tracking_uri(dlx.uri)
+    exported = mlflow.pytorch.load_model(uri)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), model(x))
+    bad = dlx("export", run.info.run_id, "--format", "onnx", check=False)
+    assert bad.returncode == 1 and "--format onnx is not one of pt2, pickle" in bad.stderr

@@ -24,7 +24,7 @@ def _std(default):
 @dataclass
 class DatasetConfig:
     name: str = MISSING  # the reader in dlx/data/registry.py
-    batch_size: int = positive(64)
+    batch_size: int = positive(32)  # Keras' default, which the source material uses
     test_fraction: float = fraction(0.2)  # held out once; never seen by training or model selection
     val_fraction: float = fraction(0.1, low_open=False)  # of what remains after the test split; 0: none
     split_seed: int = seed(42)  # the source material's seed; fixed so sweeps share one split
@@ -32,54 +32,54 @@ class DatasetConfig:
 
 
 @dataclass
-class DigitsConfig(DatasetConfig):
-    """scikit-learn's bundled 8x8 digits: 1797 images, 10 classes, offline."""
+class SyntheticConfig(DatasetConfig):
+    """The source's small synthetic sets: n_samples points drawn with `seed`."""
 
-    name: str = "digits"
-    batch_size: int = positive(32)
+    batch_size: int = positive(16)
+    n_samples: int = positive(100)
+    seed: int = seed(0)  # draws the points
 
 
 @dataclass
-class SyntheticLinearConfig(DatasetConfig):
+class SyntheticLinearConfig(SyntheticConfig):
     """y = weight * x + bias + N(0, noise^2): the source's 100 x 1 regression points."""
 
     name: str = "synthetic_linear"
-    batch_size: int = positive(16)
-    n_samples: int = positive(100)
     x_min: float = 0.0  # x is uniform in [x_min, x_max)
     x_max: float = 1.0
     weight: float = 2.0
     bias: float = 1.0
     noise: float = non_negative(0.1)  # std of the Gaussian noise added to y
-    seed: int = seed(0)  # draws the points
     TASK: ClassVar[Optional[str]] = "regression"
 
 
 @dataclass
-class SyntheticLogisticConfig(DatasetConfig):
+class SyntheticLogisticConfig(SyntheticConfig):
     """100 x 2 points uniform in the unit square, label x0 + x1 > 1."""
 
     name: str = "synthetic_logistic"
-    batch_size: int = positive(16)
-    n_samples: int = positive(100)
-    seed: int = seed(0)
     TASK: ClassVar[Optional[str]] = "binary"
 
 
 @dataclass
-class SyntheticSequenceConfig(DatasetConfig):
+class SyntheticSequenceConfig(SyntheticConfig):
     """Random token sequences with binary labels: the source's 100 x 10 RNN example."""
 
     name: str = "synthetic_sequence"
-    batch_size: int = positive(32)
-    n_samples: int = positive(100)
     length: int = positive(10)  # tokens per sequence
     min_length: int = non_negative(0)  # > 0: lengths uniform in [min_length, length], right-padded
     vocab_size: int = at_least(1000, 3, " (ids 0 and 1 are <pad> and <unk>)")  # tokens 2..vocab_size-1
     labels: str = one_of("noise", "noise", "signal")  # noise: coin flips (the source) | signal:
     #   1 iff the sequence holds a trigger token
-    seed: int = seed(0)
     TASK: ClassVar[Optional[str]] = "binary"
+
+
+# ------------------------------------------------------------------ images (dlx/data/vision.py)
+@dataclass
+class DigitsConfig(DatasetConfig):
+    """scikit-learn's bundled 8x8 digits: 1797 images in [0, 1], 10 classes, offline."""
+
+    name: str = "digits"
 
 
 @dataclass
@@ -100,6 +100,7 @@ class MNISTConfig(ImageConfig):
     """60k train + 10k test 28x28 digits; the published test split is kept."""
 
     name: str = "mnist"
+    batch_size: int = positive(64)  # the source's PyTorch MNIST example
     root: str = "data"  # torchvision's layout: <root>/MNIST/raw/{train,t10k}-*-ubyte
     download: bool = False  # offline by default; true lets torchvision fetch the files into root
     mean: List[float] = _mean([0.1307])  # train stats
@@ -120,6 +121,7 @@ class CIFAR10Config(ImageConfig):
     """50k train + 10k test 32x32 colour images; the published test split is kept."""
 
     name: str = "cifar10"
+    batch_size: int = positive(64)  # the source's CIFAR-10 example
     root: str = "data"  # torchvision's layout: <root>/cifar-10-batches-py/
     download: bool = False  # offline by default; true lets torchvision fetch the archive into root
     verify: bool = True  # torchvision's md5 check of the files; false loads other copies unchecked
@@ -133,7 +135,6 @@ class ImageFolderConfig(ImageConfig):
     """Your images, one sub-folder per class (torchvision's ImageFolder layout)."""
 
     name: str = "image_folder"
-    batch_size: int = positive(32)
     root: Optional[str] = None  # required: a folder with one sub-folder of images per class
     grayscale: bool = True  # the source's preprocessing: grayscale, resize to 28x28, scale 1/255
     size: List[int] = matches([28, 28], lambda v: len(v) == 2 and all(x > 0 for x in v),
@@ -145,6 +146,7 @@ class IMDBConfig(DatasetConfig):
     """25k train + 25k test movie reviews (aclImdb), positive/negative."""
 
     name: str = "imdb"
+    batch_size: int = positive(64)
     root: str = "data"  # holds aclImdb/{train,test}/{pos,neg}/*.txt
     download: bool = False  # offline by default; true fetches aclImdb_v1.tar.gz (84 MB) into root
     max_len: int = positive(200)  # tokens per review: longer ones are cut, shorter ones right-padded
@@ -162,7 +164,6 @@ class CSVConfig(DatasetConfig):
     Preprocessing is scikit-learn, fitted on the train split only and saved with the run."""
 
     name: str = "csv"
-    batch_size: int = positive(32)
     path: Optional[str] = None  # required: a comma-separated file with a header row
     target: str = "label"  # the column to predict; every other column is a feature
     task: str = one_of("auto", "auto", "classification", "regression")  # auto: few integer or

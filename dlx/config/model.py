@@ -42,10 +42,16 @@ class LogisticConfig(LinearConfig):
 
 
 @dataclass
-class MLPConfig(ModelConfig):
-    _target_: str = "dlx.models.mlp.MLP"
+class DenseConfig(ModelConfig):
+    """Fully-connected layers: their widths and activation."""
+
     hidden_sizes: List[int] = sizes([128, 64])
     activation: str = one_of("relu", *ACTIVATIONS)
+
+
+@dataclass
+class MLPConfig(DenseConfig):
+    _target_: str = "dlx.models.mlp.MLP"
     batchnorm: bool = False  # BatchNorm1d after each hidden layer, before its activation
 
 
@@ -97,12 +103,12 @@ class TransformerConfig(ModelConfig):
 
 
 @dataclass
-class AutoencoderConfig(ModelConfig):
-    """Dense: input -> hidden_sizes -> mirrored -> sigmoid (784 -> 128 -> 784 on MNIST)."""
+class AutoencoderConfig(DenseConfig):
+    """Dense: input -> hidden_sizes -> mirrored -> sigmoid (784 -> 128 -> 784 on MNIST); the
+    activation is the hidden layers', the output is a sigmoid."""
 
     _target_: str = "dlx.models.autoencoder.DenseAutoencoder"
     hidden_sizes: List[int] = sizes([128])  # encoder; the decoder mirrors it
-    activation: str = one_of("relu", *ACTIVATIONS)  # hidden layers; the output is a sigmoid
     RECONSTRUCTS: ClassVar[bool] = True
 
 

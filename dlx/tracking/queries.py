@@ -81,31 +81,28 @@ def output_dir_of(uri: str, run_id: str) -> str | None:
         return None
 
 
-def text_artifact(uri: str, run_id: str, path: str) -> str | None:
-    client(uri)
+def _artifact(uri: str, read):
+    """`read()` of a run's artifact, or None when the run has no such artifact."""
+    client(uri)  # the store runs:/ URIs resolve against
     try:
-        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
-    except Exception:  # noqa: BLE001 - missing artifact
+        return read()
+    except Exception:  # noqa: BLE001 - a missing artifact
         return None
+
+
+def text_artifact(uri: str, run_id: str, path: str) -> str | None:
+    return _artifact(uri, lambda: mlflow.artifacts.load_text(f"runs:/{run_id}/{path}"))
 
 
 def json_artifact(uri: str, run_id: str, path: str) -> dict | None:
     """A JSON artifact of a run (e.g. classification_report.json), or None if it has none."""
-    client(uri)
-    try:
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
-    except Exception:  # noqa: BLE001 - missing artifact
-        return None
+    return _artifact(uri, lambda: mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}"))
 
 
 def download(uri: str, run_id: str, path: str) -> Path | None:
     """A run's artifact file or folder copied to a fresh temp folder, or None if it has none."""
-    client(uri)
-    try:
-        return Path(mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="dlx-artifact-")))
-    except Exception:  # noqa: BLE001 - missing artifact
-        return None
+    return _artifact(uri, lambda: Path(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="dlx-artifact-"))))
 
 
 @store_errors

@@ -180,3 +180,28 @@ def test_checkpoint_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     (tmp_path / ".last.pt.tmp").write_bytes(b"half")
     checkpoint.Checkpointer(tmp_path, every=1, meta=dict)
     assert _temp_files(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sigterm_at_random_moments_always_ends_killed_with_a_loadable_checkpoint(dlx):
+    """SIGTERM at 20 seeded random moments of a run that checkpoints and logs every few
+    milliseconds (so the signal lands in checkpoint writes, messages to the tracking writer,
+    log calls): exit 130, the run KILLED, last.pt loadable, every time."""
+    rng = random.Random(20261201)
+    fast = ("model=mlp", "model.hidden_sizes=[8]", "dataset=synthetic_logistic",
+            "dataset.n_samples=200", "trainer.device=cpu", "trainer.epochs=100000")
+    for i in range(20):
+        delay = rng.uniform(0, 1.5)
+        where = dlx.cwd / f"term_{i}"
+        proc = _start(dlx, where, *fast, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for line in proc.stdout:
+            if line.startswith("epoch 1:"):
+                break
+        time.sleep(delay)
+        proc.terminate()
+        _, err = proc.communicate(timeout=120)
+        context = f"SIGTERM {delay:.3f}s after epoch 1 (moment {i})"
+        assert proc.returncode == 130, f"{context}: exit {proc.returncode}\n{err}"
+        (run,) = type(dlx)(where).runs()
+        assert run.info.status == "KILLED", context
+        _assert_loadable(_ckpt_dir(where), context)
