@@ -130,7 +130,7 @@ def reconstructions(x: np.ndarray, out: np.ndarray, path: Path) -> Path:
 
 def objective(rows: list[dict], axes: list[str], key: str, path: Path) -> Path | None:
     """A sweep: one panel per swept parameter, the objective of every finished child against its
-    value (None when nothing was swept or nothing finished)."""
+    value, one colour per rung of a halving search (None when nothing was swept or finished)."""
     points = [r for r in rows if r.get(key) not in ("", None)]
     if not axes or not points:
         return None
@@ -143,7 +143,14 @@ def objective(rows: list[dict], axes: list[str], key: str, path: Path) -> Path |
                 ax.set_xscale("log")
         except ValueError:
             xs = values
-        ax.scatter(xs, [float(r[key]) for r in points])
+        ys = [float(r[key]) for r in points]
+        rungs = sorted({r.get("rung", 0) for r in points})
+        for k in rungs:
+            pick = [i for i, r in enumerate(points) if r.get("rung", 0) == k]
+            ax.scatter([xs[i] for i in pick], [ys[i] for i in pick],
+                       label=f"rung {k}" if len(rungs) > 1 else None)
+        if len(rungs) > 1:
+            ax.legend(fontsize=7)
         ax.set_xlabel(name)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

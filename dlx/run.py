@@ -23,6 +23,7 @@ from dlx import models
 from dlx.config import check_monitor, task_of
 from dlx.data import registry
 from dlx.errors import ConfigError
+from dlx.sweep import optuna_study, prefix
 from dlx.tracking.recorder import Recorder
 from dlx.training import checkpoint, distributed, evaluation, optim, regularizers, schedulers
 from dlx.training import device as devices
@@ -46,6 +47,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
     hydra = HydraConfig.get()
     output_dir = Path(hydra.runtime.output_dir)
     in_sweep = hydra.mode == RunMode.MULTIRUN
+    shared = prefix.result_for(output_dir) if in_sweep else None
+    if shared is not None:  # a sweep point trained as a milestone of a longer point
+        return Result(**shared)
     # -- where: the device, and under torchrun this process's place in the DDP group
     device = devices.resolve(cfg.trainer.device)
     group, device = distributed.setup(cfg.trainer.strategy, device, in_sweep)
@@ -73,11 +77,12 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
     identity = {"model": OmegaConf.to_container(cfg.model, resolve=True),
                 "spec": [data.spec.task, list(data.spec.input_shape), data.spec.num_outputs],
                 "optimizer": cfg.optimizer._target_}
-    resume, ckpt_dir = checkpoint.resume_state(cfg.trainer.resume, identity, in_sweep,
+    rung = HydraConfig.get().sweeper.get("rung")  # sweep=halving: a candidate going on
+    resume, ckpt_dir = checkpoint.resume_state(cfg.trainer.resume, identity, in_sweep and rung is None,
                                                recorder.output_dir / checkpoint.DIR, _run_dir_of(cfg))
 
     # -- record: from here on the run ends FINISHED, FAILED or KILLED, never RUNNING
-    status = "FAILED"
+    status, milestones = "FAILED", None
     try:
         recorder.start(data, options, resume, cached, group, resumed_dir=ckpt_dir.parent)
         cv = None
@@ -92,18 +97,26 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
             model, optimizer, options = fresh(data)  # trained below on all of train+val
             recorder.data(data)  # the refit's preprocessing (fitted on train+val) is its model's
 
-        # -- fit
+        # -- fit (with the shorter points of a sweep that share this training, if any)
         on_device = data.to(device)
+        milestones = prefix.milestones(cfg, on_device, options, identity, recorder, cached)
+        pruning = optuna_study.pruning(cfg.trainer.monitor) if in_sweep else None
         overrides = resume["meta"]["overrides"] if resume else " ".join(HydraConfig.get().overrides.task)
         meta = lambda: {**identity, "run_id": recorder.known_run_id(), "overrides": overrides}  # noqa: E731
         every = cfg.trainer.checkpoint_every
         history = fit(
             model, optimizer, on_device, cfg.trainer.epochs, cfg.dataset.batch_size,
-            cfg.trainer.seed, callbacks=[*callbacks, recorder], **options, resume=resume,
+            cfg.trainer.seed, callbacks=[*callbacks, recorder, *filter(None, [milestones, pruning])],
+            **options, resume=resume,
             checkpoints=checkpoint.Checkpointer(ckpt_dir, every, meta)
             if every > 0 and recorder.main else None,
             group=group,
         )
+
+        if milestones:
+            milestones.finish_rest(history, model)
+        if pruning and pruning.pruned_epoch:  # the Optuna pruner stopped this trial
+            recorder.tags({"dlx.pruned": "true", "dlx.pruned_epoch": pruning.pruned_epoch})
 
         # -- test: the held-out split, once, with the final weights
         scores = evaluation.score(model, on_device.test, data.spec.task, cfg.dataset.batch_size,
@@ -113,8 +126,10 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
         objective = cv["mean"][cfg.trainer.monitor] if cv else history.final.get(cfg.trainer.monitor)
         return Result(objective, scores.metrics, len(history), str(recorder.output_dir),
                       recorder.run_id, recorder.name)
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        if milestones:
+            milestones.end(status, e)
         raise
     finally:
         recorder.end(status)

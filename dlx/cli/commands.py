@@ -151,7 +151,7 @@ def runs(
     store = resolve_uri(uri)
     with _errors():
         if best:
-            from dlx.sweep import best_of
+            from dlx.sweep.report import best_of
 
             out = best_of(store, experiment, sweep)
         else:

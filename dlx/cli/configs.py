@@ -12,7 +12,7 @@ import typer
 
 from dlx.cli import tables
 from dlx.cli.app import CONF_DIR, app, fail
-from dlx.cli.overrides import condense
+from dlx.cli.overrides import condense, prepare
 from dlx.cli.train import Overrides
 
 config_app = typer.Typer(help="Show the composed config, or list the config groups' options "
@@ -34,7 +34,7 @@ def show(ctx: typer.Context) -> None:
     register()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose("config", overrides=ctx.args)
+            cfg = compose("config", overrides=prepare(ctx.args))
         validate(cfg)
     except (HydraException, OmegaConfBaseException, DlxError) as e:
         fail(condense(str(e)))

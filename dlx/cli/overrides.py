@@ -1,13 +1,58 @@
-"""Hydra's command line, made friendly: composition errors condensed to one line.
+"""Hydra's command line, made friendly.
 
-Hydra writes a bad override's error (and its list of options) to stderr over several lines and
-exits 1; `ComposeErrors` holds what Hydra writes while composing, and `condense` turns it into
-the one line dlx prints. Once a job starts, stderr passes straight through.
+- `prepare`: an override Hydra's grammar refuses is quoted for it when its key holds a path
+  (`dataset.root=数据/mnist` works as typed; `~/` is expanded, which the shell does not do
+  after `key=`); any other value refused for its characters is one DlxError line that shows
+  the quoted form to type.
+- `ComposeErrors` / `condense`: Hydra writes a bad override's error (and its list of options) to
+  stderr over several lines and exits 1; dlx holds what Hydra writes while composing and prints
+  one line. Once a job starts, stderr passes straight through.
 """
 
 from __future__ import annotations
 
+import os
 import re
+
+from dlx.errors import ConfigError
+
+# a value that is a sweep (a,b / glob(...) / range(...) / [list]) or already quoted: left alone
+_SWEEP = re.compile(r"^\s*(['\"\[{]|\w+\(|.*,)")
+
+
+def prepare(args: list[str]) -> list[str]:
+    """The command line for Hydra: path values its grammar refuses come back quoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from dlx.config.schemas import path_keys
+
+    parser, paths, out = OverridesParser.create(), path_keys(), []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if arg.startswith("-") or not eq:
+            out.append(arg)
+            continue
+        if key.lstrip("+~") in paths and value.startswith("~"):  # the shell leaves key=~/x alone
+            value = os.path.expanduser(value)
+            arg = f"{key}={value}"
+        try:
+            parser.parse_overrides([arg])
+            out.append(arg)
+            continue
+        except OverrideParseException:
+            pass
+        if _SWEEP.match(value) or (value.isascii() and "~" not in value):
+            out.append(arg)  # a typo (a malformed list, `==`): Hydra's own message says where
+            continue
+        quoted = f"{key}=" + "'" + value.replace("'", "\\'") + "'"
+        if key.lstrip("+~") in paths:
+            out.append(quoted)
+            continue
+        shell = f"'{key}=\"" + value.replace('"', '\\"') + "\"'"
+        raise ConfigError(f"cannot read the override {arg}: Hydra's override grammar refuses "
+                          f"some of its characters unquoted; type it quoted: {shell}")
+    return out
 
 
 class ComposeErrors:

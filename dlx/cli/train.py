@@ -14,7 +14,7 @@ import typer
 from dlx import interrupts
 from dlx.cli import progress
 from dlx.cli.app import CONF_DIR, app, debug, err
-from dlx.cli.overrides import ComposeErrors
+from dlx.cli.overrides import ComposeErrors, prepare
 from dlx.training.launch import rank
 
 NO_JOB = {"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--hydra-help"}
@@ -51,12 +51,28 @@ class TrainJobs:
         (a NaN or None would stop Optuna)."""
         if self.stderr is not None:
             self.stderr.release()
+        from hydra.core.hydra_config import HydraConfig
+
+        from dlx.sweep.launcher import progress as sweep
+
+        hydra = HydraConfig.get()
+        line = sweep.begin(hydra.job.num, list(hydra.overrides.task)) \
+            if hydra.job.get("num") is not None else None
+        if line and self.rank == 0:
+            typer.echo(line)  # point 7/27 (...) ... ~1m40s left
+        worst = sys.float_info.max if cfg.trainer.monitor_mode == "min" else -sys.float_info.max
+        try:
+            return self._train(cfg, worst)
+        finally:
+            if line:
+                sweep.end()
+
+    def _train(self, cfg, worst: float) -> float | None:
         from dlx.config import validate
         from dlx.errors import DlxError
-        from dlx.sweep import in_worker
+        from dlx.sweep.callback import in_worker
         from dlx.tracking import client
 
-        worst = sys.float_info.max if cfg.trainer.monitor_mode == "min" else -sys.float_info.max
         try:
             validate(cfg)  # a bad config is reported before torch is imported
             if self.rank == 0:
@@ -95,10 +111,18 @@ class TrainJobs:
         import hydra
 
         from dlx.config import register
-        from dlx.sweep import SweepTracking
+        from dlx.errors import DlxError
+        from dlx.sweep import launcher
+        from dlx.sweep.callback import SweepTracking
 
+        launcher.say = lambda line: typer.echo(f"sweep: {line}")
         register()
         main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(self.task)
+        try:
+            args = prepare(args)  # paths in any language, as typed
+        except DlxError as e:
+            err(str(e))
+            raise typer.Exit(1)
         sys.argv = ["dlx train", *args]
         scratch = None
         if self.rank > 0:  # a DDP rank other than 0 (torchrun): it trains, rank 0 keeps the run dir

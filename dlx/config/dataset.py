@@ -9,8 +9,8 @@ from typing import ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from dlx.config.fields import (at_least, fraction, matches, non_negative, one_of, positive, seed,
-                               sizes)
+from dlx.config.fields import (at_least, fraction, matches, non_negative, one_of, path, positive,
+                               seed, sizes)
 
 
 def _mean(default):
@@ -101,7 +101,7 @@ class MNISTConfig(ImageConfig):
 
     name: str = "mnist"
     batch_size: int = positive(64)  # the source's PyTorch MNIST example
-    root: str = "data"  # torchvision's layout: <root>/MNIST/raw/{train,t10k}-*-ubyte
+    root: str = path("data")  # torchvision's layout: <root>/MNIST/raw/{train,t10k}-*-ubyte
     download: bool = False  # offline by default; true lets torchvision fetch the files into root
     mean: List[float] = _mean([0.1307])  # train stats
     std: List[float] = _std([0.3081])
@@ -122,7 +122,7 @@ class CIFAR10Config(ImageConfig):
 
     name: str = "cifar10"
     batch_size: int = positive(64)  # the source's CIFAR-10 example
-    root: str = "data"  # torchvision's layout: <root>/cifar-10-batches-py/
+    root: str = path("data")  # torchvision's layout: <root>/cifar-10-batches-py/
     download: bool = False  # offline by default; true lets torchvision fetch the archive into root
     verify: bool = True  # torchvision's md5 check of the files; false loads other copies unchecked
     normalize: str = one_of("standardize", "scale", "standardize")  # with the train-set stats below
@@ -135,7 +135,7 @@ class ImageFolderConfig(ImageConfig):
     """Your images, one sub-folder per class (torchvision's ImageFolder layout)."""
 
     name: str = "image_folder"
-    root: Optional[str] = None  # required: a folder with one sub-folder of images per class
+    root: Optional[str] = path(None)  # required: a folder with one sub-folder of images per class
     grayscale: bool = True  # the source's preprocessing: grayscale, resize to 28x28, scale 1/255
     size: List[int] = matches([28, 28], lambda v: len(v) == 2 and all(x > 0 for x in v),
                               "must be [height, width] > 0")
@@ -147,7 +147,7 @@ class IMDBConfig(DatasetConfig):
 
     name: str = "imdb"
     batch_size: int = positive(64)
-    root: str = "data"  # holds aclImdb/{train,test}/{pos,neg}/*.txt
+    root: str = path("data")  # holds aclImdb/{train,test}/{pos,neg}/*.txt
     download: bool = False  # offline by default; true fetches aclImdb_v1.tar.gz (84 MB) into root
     max_len: int = positive(200)  # tokens per review: longer ones are cut, shorter ones right-padded
     max_vocab: int = at_least(20000, 3, " (<pad>, <unk> and at least one word)")  # train words
@@ -164,7 +164,7 @@ class CSVConfig(DatasetConfig):
     Preprocessing is scikit-learn, fitted on the train split only and saved with the run."""
 
     name: str = "csv"
-    path: Optional[str] = None  # required: a comma-separated file with a header row
+    path: Optional[str] = path(None)  # required: a comma-separated file with a header row
     target: str = "label"  # the column to predict; every other column is a feature
     task: str = one_of("auto", "auto", "classification", "regression")  # auto: few integer or
     #   text values -> classification, other numbers -> regression

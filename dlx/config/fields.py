@@ -75,6 +75,12 @@ def sizes(default, what: str = "sizes"):
     return checked(default, lambda v: None if all(x > 0 for x in v) else f"must hold {what} > 0")
 
 
+def path(default):
+    """A file or folder: `dlx train` quotes such a value for Hydra when it holds characters
+    Hydra's override grammar refuses (dataset.root=数据/mnist, ~/My Data)."""
+    return field(default=default, metadata={"path": True})
+
+
 def matches(default, test: Callable[[Any], bool], problem: str):
     return checked(default, lambda v: None if test(v) else problem)
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from dlx.config.fields import matches, one_of, positive, sizes
+from dlx.config.fields import matches, one_of, path, positive, sizes
 
 # model.activation: the allowed names and the torch.nn module each one builds
 ACTIVATIONS = {"sigmoid": "Sigmoid", "relu": "ReLU", "tanh": "Tanh", "gelu": "GELU"}
@@ -124,7 +124,7 @@ class ConvAutoencoderConfig(ModelConfig):
 @dataclass
 class ResNet18Config(ModelConfig):
     _target_: str = "dlx.models.pretrained.ResNet18"
-    pretrained: Optional[str] = None  # path to torchvision's weights file; None: random init
+    pretrained: Optional[str] = path(None)  # torchvision's weights file; None: random init
     freeze: bool = False  # train only the new classifier head
     min_size: int = positive(32)  # smaller images are resized up to this before the backbone
     normalize: bool = True  # ImageNet mean/std on the inputs, as the weights were trained

@@ -17,3 +17,14 @@ SCHEMAS = {
 }
 REQUIRED = ("model", "optimizer", "dataset", "trainer", "tracking")  # regularizer, scheduler: optional
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the YAML tree Hydra composes
+
+
+def path_keys() -> set[str]:
+    """The keys that hold a file or folder (fields declared with fields.path), and Hydra's own."""
+    import dataclasses
+
+    keys = {"hydra.run.dir", "hydra.sweep.dir"}
+    for group, options in SCHEMAS.items():
+        for schema in options.values():
+            keys |= {f"{group}.{f.name}" for f in dataclasses.fields(schema) if f.metadata.get("path")}
+    return keys

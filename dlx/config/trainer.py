@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from dlx.config.fields import matches, off_or_positive, one_of, positive, seed
+from dlx.config.fields import matches, off_or_positive, one_of, path, positive, seed
 from dlx.config.regularizer import MODES, monitor
 
 STRATEGIES = ("auto", "single", "ddp")  # auto: ddp under torchrun, else single
@@ -34,7 +34,8 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model for training (the first epoch pays the compile)
     deterministic: bool = False  # torch.use_deterministic_algorithms: repeatable on CUDA, slower
     checkpoint_every: int = off_or_positive(1)  # epochs between checkpoints in <run dir>/checkpoints
-    resume: Optional[str] = None  # continue a run: its run dir, a checkpoint file or its MLflow run id
+    resume: Optional[str] = path(None)  # continue a run: its run dir, a checkpoint file or its
+    #   MLflow run id
     strategy: str = one_of("auto", *STRATEGIES)  # ddp: torch DDP, started by torchrun
     channels_last: str = one_of("auto", *SWITCHES)  # auto: on for conv nets
     capture: str = one_of("auto", *SWITCHES)  # CUDA graphs (torch.compile reduce-overhead); auto:

@@ -65,7 +65,7 @@ def _check_keys(cfg: DictConfig, problems: list[str]) -> list[tuple[str, DictCon
             nodes.append((f"regularizer.{name}", regularizers.get(name)))
     found = []
     for path, node in nodes:
-        schema = _schema(node)
+        schema = schema_of(node)
         if schema is None:
             continue
         known = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")]
@@ -77,7 +77,7 @@ def _check_keys(cfg: DictConfig, problems: list[str]) -> list[tuple[str, DictCon
     return found
 
 
-def _schema(node: Any):
+def schema_of(node: Any):
     schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
     return schema if schema is not None and dataclasses.is_dataclass(schema) else None
 
@@ -90,7 +90,7 @@ def _select(values: dict, path: str) -> dict:
 
 # ---------------------------------------------------------------------------------- fields
 def _check_fields(path: str, node: DictConfig, values: dict, problems: list[str]) -> None:
-    for f in dataclasses.fields(_schema(node)):
+    for f in dataclasses.fields(schema_of(node)):
         value = values.get(f.name)
         problem = problems_of(value, check_of(f))
         if f.name == "_target_" and value and not str(value).startswith(_TARGET_PREFIXES) \
@@ -120,7 +120,7 @@ def task_of(cfg: DictConfig) -> str | None:
     """What the config asks of a model, when known before reading data: regression | binary |
     multiclass | reconstruction | classification (a CSV's: binary or multiclass); None: a CSV
     with task=auto, decided by its data."""
-    model, data = (_schema(cfg.get(g)) for g in ("model", "dataset"))
+    model, data = (schema_of(cfg.get(g)) for g in ("model", "dataset"))
     if model is not None and model.RECONSTRUCTS:
         return "reconstruction"
     if data is None:
@@ -199,7 +199,7 @@ COMBINATIONS: list[Rule] = [
                               and c.optimizer._target_ != "torch.optim.AdamW") else (
         f"regularizer.l2.decoupled=true is decoupled weight decay, which {c.optimizer._target_} "
         "does not do: use optimizer=adamw, or regularizer.l2.decoupled=false (a loss penalty)"),
-    lambda c, cfg: None if not ("dropout" in c.regularizer and not _schema(cfg.model).DROPOUT) else (
+    lambda c, cfg: None if not ("dropout" in c.regularizer and not schema_of(cfg.model).DROPOUT) else (
         f"regularizer=[dropout] but {c.model._target_.rsplit('.', 1)[-1]} has no dropout sites "
         "(nn.Dropout): drop it from regularizer or pick a model that has them (e.g. model=mlp)"),
     _monitor,

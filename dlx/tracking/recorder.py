@@ -94,6 +94,9 @@ class Recorder(Callback):
             "dlx.capture": str(options["capture"]).lower(),
             **({"dlx.world_size": group.size, "dlx.backend": group.backend} if group else {}),
         }
+        rung = self.hydra.sweeper.get("rung") if "sweeper" in self.hydra else None
+        if rung is not None:  # sweep=halving: the rung this candidate has reached
+            tags["dlx.rung"] = rung
         if resume is None:
             self._reply = self.writer.send(
                 "start_run", self.key, self.uri, cfg.tracking.experiment, self.name, tags,
@@ -104,7 +107,8 @@ class Recorder(Callback):
                 flatten(cfg), None, _ms(self.started), str(self.output_dir),
                 run_id=resume["meta"]["run_id"], resume=str(resumed_dir.resolve()))
             self.writer.send("set_tags", self.key, {"dlx.resumed_from_epoch": resume["epoch"],
-                                                    "dlx.resume_overrides": " ".join(overrides)})
+                                                    "dlx.resume_overrides": " ".join(overrides),
+                                                    **({"dlx.rung": rung} if rung is not None else {})})
             self.logged = set(self.writer.call("logged_steps", self.key, "train_loss"))
             for epoch, metrics in enumerate(resume["history"], 1):  # epochs it lacks, once each
                 self.on_epoch_end(epoch, metrics)
@@ -119,6 +123,10 @@ class Recorder(Callback):
         """data.json and the dataset's own artifacts (vocabulary, fitted preprocessing, ...)."""
         if self.writer:
             self.writer.send("log_files", self.key, {"data.json": data.info, **data.artifacts})
+
+    def tags(self, tags: dict) -> None:
+        if self.writer:
+            self.writer.send("set_tags", self.key, tags)
 
     # -- epochs (a fit callback) and cross-validation folds
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:

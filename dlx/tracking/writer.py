@@ -194,7 +194,8 @@ class Handler:
 
     def finish_sweep(self, parent: str, key: str, mode: str, sweep_dir: str) -> dict:
         """Rank the children by `key`, attach results.csv and objective.png, end the parent."""
-        from dlx import plots, sweep
+        from dlx import plots
+        from dlx.sweep import report as sweep
         from dlx.tracking.queries import children
 
         run = self.runs[parent]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -25,6 +27,18 @@ from dlx.training.metrics import steps_per_epoch
 from dlx.training.optim import undefer_dynamo
 from dlx.training.regularizers import EarlyStopping
 from dlx.training.schedulers import Schedule
+
+
+@dataclass
+class Loop:
+    """What a callback may read while fit runs (on_fit_start): nothing here is to be changed."""
+
+    model: nn.Module
+    data: Bundle
+    history: "History"
+    state: Callable[[], dict]  # everything a checkpoint holds, as of the last completed epoch
+    early_stopping: EarlyStopping | None
+    stopping: bool = False  # set before on_epoch_end: training ends after this epoch
 
 
 class History(list):
@@ -101,6 +115,7 @@ def fit(
         }
 
     done = 0  # epochs completed
+    loop = Loop(model, data, history, state, early_stopping)
     if resume is not None:
         done = _restore(resume, model, optimizer, schedule, scaler, early_stopping, shuffle, device)
         history.extend(resume["history"])
@@ -109,6 +124,8 @@ def fit(
         if early_stopping is not None and early_stopping.should_stop:  # it had already stopped
             history.stopped_epoch, epochs = done, done
 
+    for cb in callbacks:
+        cb.on_fit_start(loop)
     try:
         for epoch in range(done + 1, epochs + 1):
             began = time.perf_counter()
@@ -190,6 +207,7 @@ def fit(
             if checkpoints:
                 checkpoints(state, epoch, best=best, final=stop or epoch == epochs)
             history.seconds += time.perf_counter() - began
+            loop.stopping = stop or epoch == epochs
             asked = [cb.on_epoch_end(epoch, metrics) for cb in callbacks]  # every one hears it
             if stop or any(asked):
                 history.stopped_epoch = epoch

@@ -1,23 +1,17 @@
-"""Sweeps: `dlx train -m` as GridSearchCV. One parent MLflow run per multirun with one child per
-job (SweepTracking, a Hydra callback), and the GridSearchCV-style report: which child won
-(best_params_, best_score_), a results table (cv_results_) and the objective plot.
+"""The GridSearchCV-style report of a sweep: which child won (best_params_, best_score_), a
+results table (cv_results_) and, for `dlx runs --best`, the winner with its test report.
 
-The ranking is pure Python over runs as dicts (dlx/tracking/queries.py); the tracking writer
-ranks the children when the sweep ends and logs results.csv and objective.png on the parent.
+Pure Python over runs as dicts (dlx/tracking/queries.py); the tracking writer ranks a sweep's
+children when it ends and logs results.csv and objective.png on the parent run.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
-
 from dlx.errors import DlxError
-from dlx.tracking.recorder import PARENT_ENV
 
 
 def objective_key(monitor: str, cv_folds: int = 0) -> str:
@@ -25,13 +19,20 @@ def objective_key(monitor: str, cv_folds: int = 0) -> str:
     return f"cv_mean_{monitor}" if cv_folds and cv_folds > 1 else monitor
 
 
+def rung(child: dict[str, Any]) -> int:
+    """The rung a sweep=halving candidate reached (0 for every child of other sweeps)."""
+    return int(child["tags"].get("dlx.rung", 0))
+
+
 def best(children: list[dict[str, Any]], key: str, mode: str) -> dict[str, Any] | None:
-    """The finished child with the lowest (mode=min) or highest (max) `key`."""
+    """The finished child with the lowest (mode=min) or highest (max) `key`; of a halving
+    search, the best of its last rung (as HalvingGridSearchCV's best_params_)."""
     scored = [c for c in children if c["status"] == "FINISHED" and key in c["metrics"]]
     if not scored:
         return None
+    top = max(rung(c) for c in scored)
     pick = min if mode == "min" else max
-    return pick(scored, key=lambda c: c["metrics"][key])
+    return pick([c for c in scored if rung(c) == top], key=lambda c: c["metrics"][key])
 
 
 def swept_params(children: list[dict[str, Any]]) -> list[str]:
@@ -41,16 +42,19 @@ def swept_params(children: list[dict[str, Any]]) -> list[str]:
 
 
 def results_table(children: list[dict[str, Any]], key: str, mode: str) -> list[dict[str, Any]]:
-    """One row per child, best first (like GridSearchCV's cv_results_ ranked by rank_test_score)."""
+    """One row per child, best first (like GridSearchCV's cv_results_ ranked by rank_test_score;
+    a halving search's by rung reached, then score, with a `rung` column)."""
     axes = swept_params(children)
     metric_names = sorted({m for c in children for m in c["metrics"]})
     worst = float("inf") if mode == "min" else float("-inf")
     sign = 1 if mode == "min" else -1
-    ordered = sorted(children, key=lambda c: sign * c["metrics"].get(key, worst))
+    ordered = sorted(children, key=lambda c: (-rung(c), sign * c["metrics"].get(key, worst)))
+    halving = any("dlx.rung" in c["tags"] for c in children)
     rows = []
     for rank, c in enumerate(ordered, 1):
         row = {"rank": rank if key in c["metrics"] and c["status"] == "FINISHED" else "",
-               "run_id": c["run_id"], "run_name": c["run_name"], "status": c["status"]}
+               "run_id": c["run_id"], "run_name": c["run_name"], "status": c["status"],
+               **({"rung": rung(c)} if halving else {})}
         row.update({k: c["params"].get(k, "") for k in axes})
         row.update({m: c["metrics"].get(m, "") for m in metric_names})
         row["overrides"] = c["tags"].get("dlx.overrides", "")
@@ -65,55 +69,6 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
-
-
-# ------------------------------------------------------------------------- the Hydra callback
-class SweepTracking(Callback):
-    """Creates the store, the experiment and the parent run once, before any job starts
-    (parallel jobs racing to create a new SQLite store collide), and ranks the children when
-    the last job is done. Jobs find the parent through DLX_SWEEP_PARENT_RUN_ID, which launchers'
-    worker processes inherit. `last` keeps what the CLI reports after a multirun."""
-
-    last: dict[str, Any] = {}
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        SweepTracking.last = {}
-        if not config.tracking.enabled:
-            return
-        from dlx.tracking import client, resolve_uri
-
-        sweep_dir = Path(config.hydra.sweep.dir)
-        overrides = " ".join(config.hydra.overrides.task)
-        self.parent = client.writer().call(
-            "start_sweep", resolve_uri(config.tracking.uri), config.tracking.experiment,
-            f"sweep_{sweep_dir.name}",
-            {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
-             "dlx.monitor": config.trainer.monitor},
-            {"sweep.overrides": overrides}, str(sweep_dir))
-        os.environ[PARENT_ENV] = self.parent
-        os.environ[SWEEP_PID_ENV] = str(os.getpid())
-        SweepTracking.last = {"parent_run_id": self.parent}
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        parent = os.environ.pop(PARENT_ENV, None)
-        os.environ.pop(SWEEP_PID_ENV, None)
-        if not parent:
-            return
-        from dlx.tracking import client
-
-        key = objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0))
-        summary = client.writer().call("finish_sweep", parent, key, config.trainer.monitor_mode,
-                                       str(Path(config.hydra.sweep.dir)))
-        SweepTracking.last.update(summary)
-
-
-SWEEP_PID_ENV = "DLX_SWEEP_PID"  # the process that runs the sweep (its jobs may run elsewhere)
-
-
-def in_worker() -> bool:
-    """Whether this job runs in a launcher's worker process rather than the sweep's own."""
-    pid = os.environ.get(SWEEP_PID_ENV)
-    return pid is not None and int(pid) != os.getpid()
 
 
 # ---------------------------------------------------------------------- the best of a sweep

@@ -1,0 +1,67 @@
+"""The Hydra callback that gives a multirun one parent MLflow run and nests every job under it.
+
+The store, the experiment and the parent run are created once, before any job starts (parallel
+jobs racing to create a new SQLite store collide); jobs find the parent through
+DLX_SWEEP_PARENT_RUN_ID, which launchers' worker processes inherit. When the last job is done,
+the tracking writer ranks the children (dlx/sweep/report.py) and ends the parent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from dlx.sweep.report import objective_key
+from dlx.tracking.recorder import PARENT_ENV
+
+
+class SweepTracking(Callback):
+    """Creates the store, the experiment and the parent run once, before any job starts
+    (parallel jobs racing to create a new SQLite store collide), and ranks the children when
+    the last job is done. Jobs find the parent through DLX_SWEEP_PARENT_RUN_ID, which launchers'
+    worker processes inherit. `last` keeps what the CLI reports after a multirun."""
+
+    last: dict[str, Any] = {}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepTracking.last = {}
+        if not config.tracking.enabled:
+            return
+        from dlx.tracking import client, resolve_uri
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        overrides = " ".join(config.hydra.overrides.task)
+        self.parent = client.writer().call(
+            "start_sweep", resolve_uri(config.tracking.uri), config.tracking.experiment,
+            f"sweep_{sweep_dir.name}",
+            {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
+             "dlx.monitor": config.trainer.monitor},
+            {"sweep.overrides": overrides}, str(sweep_dir))
+        os.environ[PARENT_ENV] = self.parent
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        SweepTracking.last = {"parent_run_id": self.parent}
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        parent = os.environ.pop(PARENT_ENV, None)
+        os.environ.pop(SWEEP_PID_ENV, None)
+        if not parent:
+            return
+        from dlx.tracking import client
+
+        key = objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0))
+        summary = client.writer().call("finish_sweep", parent, key, config.trainer.monitor_mode,
+                                       str(Path(config.hydra.sweep.dir)))
+        SweepTracking.last.update(summary)
+
+
+SWEEP_PID_ENV = "DLX_SWEEP_PID"  # the process that runs the sweep (its jobs may run elsewhere)
+
+
+def in_worker() -> bool:
+    """Whether this job runs in a launcher's worker process rather than the sweep's own."""
+    pid = os.environ.get(SWEEP_PID_ENV)
+    return pid is not None and int(pid) != os.getpid()
