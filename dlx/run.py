@@ -23,7 +23,7 @@ from dlx import models
 from dlx.config import check_monitor, task_of
 from dlx.data import registry
 from dlx.errors import ConfigError
-from dlx.sweep import optuna_study, prefix
+from dlx.sweep import fused, optuna_study, prefix
 from dlx.tracking.recorder import Recorder
 from dlx.training import checkpoint, distributed, evaluation, optim, regularizers, schedulers
 from dlx.training import device as devices
@@ -99,6 +99,11 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
 
         # -- fit (with the shorter points of a sweep that share this training, if any)
         on_device = data.to(device)
+        stacked = fused.train(cfg, on_device, model, options, recorder, identity, cached,
+                              setup=lambda c, m: _fit_setup(c, m, data), callbacks=callbacks)
+        if stacked is not None:  # trained with the sweep points that differ only in its lr
+            status = "FINISHED"
+            return Result(**stacked)
         milestones = prefix.milestones(cfg, on_device, options, identity, recorder, cached)
         pruning = optuna_study.pruning(cfg.trainer.monitor) if in_sweep else None
         overrides = resume["meta"]["overrides"] if resume else " ".join(HydraConfig.get().overrides.task)

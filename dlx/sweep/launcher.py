@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from omegaconf import OmegaConf, open_dict
 
-from dlx.sweep import prefix
+from dlx.sweep import fused, prefix
 
 say: Callable[[str], None] = lambda line: None  # noqa: E731 - the CLI sets how lines reach the user
 
@@ -60,7 +60,7 @@ progress = Progress()
 
 
 def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequence[str]],
-           initial_job_idx: int, share_prefixes: bool) -> list:
+           initial_job_idx: int, share_prefixes: bool, fuse: str = "auto") -> list:
     from hydra.core.utils import configure_log, run_job, setup_globals
 
     setup_globals()
@@ -78,15 +78,31 @@ def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequenc
     groups, why = prefix.groups(points, share_prefixes)
     if why:
         say(why)
+    if str(fuse).lower() != "false":  # points alone may stack with those differing only in lr
+        groups = [g for g in groups if len(g) > 1] + fused_groups([g[0] for g in groups if len(g) == 1])
     returns = {}
-    for group in groups:
-        *shorter, longest = group
-        with prefix.sharing(shorter):
-            returns[longest.idx] = run(run_job, hydra_context, task_function, longest)
-        for p in shorter:  # their results are there: the job returns them without training
+    for group in sorted(groups, key=lambda g: min(p.idx for p in g)):
+        if len({p.epochs for p in group}) > 1:  # epoch prefixes: the longest trains
+            *others, first = group
+            scope = prefix.sharing(others)
+        else:  # the first trains, stacked with the others if hydra.launcher.fuse says so
+            first, *others = group
+            scope = fused.offering(others, str(fuse).lower())
+        with scope:
+            returns[first.idx] = run(run_job, hydra_context, task_function, first)
+        for p in others:  # each finds its result there, or trains on its own
             returns[p.idx] = run(run_job, hydra_context, task_function, p)
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[p.idx] for p in points]
+
+
+def fused_groups(points: list[prefix.Point]) -> list[list[prefix.Point]]:
+    """Points that differ only in optimizer.lr, together (a point alone stays alone)."""
+    by_rest: dict[tuple, list[prefix.Point]] = {}
+    for p in points:
+        rest = tuple(o for o in p.overrides if not o.lstrip("+").startswith("optimizer.lr="))
+        by_rest.setdefault(rest, []).append(p)
+    return list(by_rest.values())
 
 
 def run(run_job, hydra_context, task_function, point: prefix.Point):

@@ -115,6 +115,11 @@ def sharing(shorter: list[Point]):
         _ACTIVE = []
 
 
+def store(output_dir: Path, result) -> None:
+    """A point's Result fields (or the error it met), computed in another point's training."""
+    _RESULTS[str(Path(output_dir).resolve())] = result
+
+
 def result_for(output_dir: Path) -> dict | None:
     """A point whose training was shared: the Result fields of its milestone (or the error the
     shared training met before reaching it, raised again)."""

@@ -182,19 +182,8 @@ def fit(
                 group.sync_buffers(model)  # batch-norm statistics: rank 0's, so validation agrees
                 if rows is not None:
                     history.shards = group.describe(rows)
-            bad = int(first_bad)
-            if bad >= 0:
-                raise TrainingError(
-                    f"loss became non-finite in epoch {epoch}, batch {bad + 1}/{steps}: the "
-                    f"learning rate is probably too high: lower optimizer.lr (it was {lr:g})"
-                    f"{' or clip gradients, e.g. trainer.grad_clip=1.0' if not grad_clip else ''}"
-                )
-            metrics = {"train_loss": loss_sum.item() / n, "lr": lr}
-            if data.spec.is_classification:
-                metrics["train_accuracy"] = n_correct.item() / n
-            if data.val is not None:
-                val, _ = evaluate(model, *data.val, task, batch_size, data.transform)
-                metrics.update({f"val_{k}": v for k, v in val.items()})
+            check_finite(int(first_bad), epoch, steps, lr, grad_clip)
+            metrics = epoch_metrics(model, data, loss_sum, n_correct, lr, batch_size)
             history.append(metrics)
             done = epoch
 
@@ -224,6 +213,28 @@ def fit(
     restored = early_stopping.restore(model) if early_stopping else None
     history.final_epoch = restored or len(history)
     return history
+
+
+def check_finite(bad: int, epoch: int, steps: int, lr: float, grad_clip: float) -> None:
+    """A non-finite loss in batch `bad` (-1: none) stops the run with what to change."""
+    if bad >= 0:
+        raise TrainingError(
+            f"loss became non-finite in epoch {epoch}, batch {bad + 1}/{steps}: the learning rate "
+            f"is probably too high: lower optimizer.lr (it was {lr:g})"
+            f"{' or clip gradients, e.g. trainer.grad_clip=1.0' if not grad_clip else ''}")
+
+
+def epoch_metrics(model: nn.Module, data: Bundle, loss_sum: torch.Tensor, n_correct: torch.Tensor,
+                  lr: float, batch_size: int) -> dict[str, float]:
+    """An epoch's metrics: the training sums read once, and a validation pass."""
+    n, task = len(data.train[0]), data.spec.task
+    metrics = {"train_loss": loss_sum.item() / n, "lr": lr}
+    if data.spec.is_classification:
+        metrics["train_accuracy"] = n_correct.item() / n
+    if data.val is not None:
+        val, _ = evaluate(model, *data.val, task, batch_size, data.transform)
+        metrics.update({f"val_{k}": v for k, v in val.items()})
+    return metrics
 
 
 def _restore(state, model, optimizer, schedule, scaler, early_stopping, shuffle, device) -> int:

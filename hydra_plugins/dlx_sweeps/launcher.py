@@ -12,6 +12,8 @@ from hydra.plugins.launcher import Launcher
 class DlxLauncherConf:
     _target_: str = "hydra_plugins.dlx_sweeps.launcher.DlxLauncher"
     share_prefixes: bool = True  # points that differ only in trainer.epochs train once
+    fuse: str = "auto"  # points that differ only in optimizer.lr train stacked: auto (CUDA, when a
+    #   probe shows a gain) | true | false
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="dlx", node=DlxLauncherConf,
@@ -21,8 +23,8 @@ ConfigStore.instance().store(group="hydra/launcher", name="dlx", node=DlxLaunche
 class DlxLauncher(Launcher):
     """The jobs in this process, one after the other, sharing epoch prefixes (dlx/sweep/)."""
 
-    def __init__(self, share_prefixes: bool = True) -> None:
-        self.share_prefixes = share_prefixes
+    def __init__(self, share_prefixes: bool = True, fuse: str = "auto") -> None:
+        self.share_prefixes, self.fuse = share_prefixes, fuse
         self.config: Optional[object] = None
         self.hydra_context = None
         self.task_function = None
@@ -34,4 +36,4 @@ class DlxLauncher(Launcher):
         from dlx.sweep import launcher
 
         return launcher.launch(self.hydra_context, self.task_function, self.config, job_overrides,
-                               initial_job_idx, self.share_prefixes)
+                               initial_job_idx, self.share_prefixes, self.fuse)
