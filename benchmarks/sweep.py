@@ -3,6 +3,7 @@ processes, and the fixed cost per point inside the source's grid.
 
     python benchmarks/sweep.py                 # 3x3x3 grid: optimizer.lr x dataset.batch_size x trainer.seed
     python benchmarks/sweep.py --overhead      # `dlx train -m sweep=grid`: per-point overhead
+    python benchmarks/sweep.py --engines       # shared prefixes, halving, Optuna pruning
 
 Both sides run the venv's `dlx` as a user would (subprocess, tracking on into a fresh SQLite store
 in a temp dir, model=mlp dataset=digits trainer.epochs=1), one after
@@ -16,6 +17,14 @@ dataset.batch_size {32,64,128} x optimizer.lr {0.001,0.01,0.1}, the default CNN 
 tracked, models logged) and reads the store: a point's overhead is its run's wall time (start to
 end, as the training process timed it) minus the time its epochs took (tag dlx.fit_seconds).
 Target: median per-point overhead <= 0.3 s.
+
+--engines runs, side by side: the source's grid with epoch prefixes shared (the default) and with
+hydra.launcher.share_prefixes=false (every point trained on its own, as separate `dlx train` runs
+train it) and compares every point's test metrics between the two; `sweep=halving` on the same
+grid; `sweep=optuna` (20 trials, TPE seed 42, 10 epochs) with the median pruner and without.
+Targets: shared <= 0.55x the unshared grid's wall, with bit-identical test metrics; halving
+<= 0.3x the unshared grid, its best point's validation accuracy within 0.5 percentage points
+of the grid's best; Optuna with pruning <= 0.6x without.
 """
 
 from __future__ import annotations
@@ -81,14 +90,75 @@ def overhead(record: bool) -> None:
                       f"{common.header()}\n\n{note}\n\n{text}")
 
 
+def _sweep(args: list[str], cwd: Path) -> tuple[float, list[dict]]:
+    """`dlx train -m ARGS` in a fresh store: (wall s, its children as dicts)."""
+    from dlx.tracking import queries
+
+    cwd.mkdir(parents=True)
+    wall = dlx(["train", "-m", *args, "trainer.progress=false"], cwd)
+    runs = queries.list_runs(f"sqlite:///{cwd / 'mlflow.db'}", "dlx", limit=1000)
+    return wall, [r for r in runs if r["tags"].get("dlx.kind") != "sweep"]
+
+
+def engines(record: bool) -> None:
+    from dlx.sweep.report import best
+
+    def point(r):
+        return tuple(r["params"][k] for k in ("trainer.epochs", "dataset.batch_size", "optimizer.lr"))
+
+    with tempfile.TemporaryDirectory(prefix="dlx-bench-") as tmp:
+        t = Path(tmp)
+        shared, a = _sweep(["sweep=grid"], t / "shared")
+        print(f"grid, shared prefixes: {shared:.1f} s", flush=True)
+        alone, b = _sweep(["sweep=grid", "hydra.launcher.share_prefixes=false"], t / "alone")
+        print(f"grid, every point alone: {alone:.1f} s", flush=True)
+        halving, h = _sweep(["sweep=halving"], t / "halving")
+        print(f"halving: {halving:.1f} s", flush=True)
+        opt = ["sweep=optuna", "hydra.sweeper.n_trials=20", "trainer.epochs=10"]
+        pruned, op = _sweep(opt, t / "pruned")
+        print(f"optuna with pruning: {pruned:.1f} s", flush=True)
+        full, of = _sweep([*opt, "hydra.sweeper.pruner=null"], t / "unpruned")
+        print(f"optuna without pruning: {full:.1f} s", flush=True)
+
+    alone_by = {point(r): r for r in b}
+    tests = [k for k in b[0]["metrics"] if k.startswith("test_")]
+    same = sum(all(r["metrics"][k] == alone_by[point(r)]["metrics"][k] for k in tests) for r in a)
+    grid_best = max(r["metrics"]["val_accuracy"] for r in b)
+    halving_best = best(h, "val_loss", "min")["metrics"]["val_accuracy"]
+    n_pruned = sum(r["tags"].get("dlx.pruned") == "true" for r in op)
+    rows = [["grid (27 points), shared prefixes", f"{shared:.1f}", f"x{shared / alone:.2f} (<= 0.55)",
+             f"{same}/{len(a)} points' test metrics bit-identical to the unshared grid's"],
+            ["grid, every point alone", f"{alone:.1f}", "x1.00", ""],
+            ["sweep=halving (9 candidates, 10 -> 30 epochs)", f"{halving:.1f}",
+             f"x{halving / alone:.2f} (<= 0.30)",
+             f"best val_accuracy {halving_best:.4f} vs the grid's best {grid_best:.4f} "
+             f"({100 * (grid_best - halving_best):+.2f} pp; <= 0.5)"],
+            ["sweep=optuna, 20 trials, median pruner", f"{pruned:.1f}", f"x{pruned / full:.2f} (<= 0.60)",
+             f"{n_pruned} of {len(op)} trials pruned"],
+            ["sweep=optuna, 20 trials, no pruner", f"{full:.1f}", "x1.00", ""]]
+    text = common.table(["sweep", "wall s", "ratio (target)", "check"], rows)
+    print(text)
+    if record:
+        note = ("The source's grid (`sweep=grid`: trainer.epochs {10,20,30} x dataset.batch_size "
+                "{32,64,128} x optimizer.lr {0.001,0.01,0.1}, the default CNN on digits) in one "
+                "`dlx train -m` process each, tracked, fresh store, one after the other; the optuna "
+                "rows search optimizer.lr (log) x dataset.batch_size at trainer.epochs=10. Command: "
+                "`python benchmarks/sweep.py --engines`.")
+        common.record("Sweeps that cost less than their points", f"{common.header()}\n\n{note}\n\n{text}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--help-runs", type=int, default=10, help="times to run `dlx --help`")
     p.add_argument("--overhead", action="store_true", help="per-point overhead of sweep=grid")
+    p.add_argument("--engines", action="store_true", help="shared prefixes, halving, pruning")
     p.add_argument("--no-record", action="store_true", help="print only; leave RESULTS.md alone")
     args = p.parse_args()
     if args.overhead:
         overhead(not args.no_record)
+        return
+    if args.engines:
+        engines(not args.no_record)
         return
 
     points = [[f"{k}={v}" for k, v in zip(GRID, values)] for values in itertools.product(*GRID.values())]

@@ -40,6 +40,7 @@ class Result:
     output_dir: str
     run_id: str | None = None  # None: tracking was off
     run_name: str | None = None
+    link: str | None = None  # the run's page in MLflow's UI
 
 
 def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
@@ -92,7 +93,7 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
             if not cfg.trainer.cv_refit:  # scores only: no final model, no test metrics
                 status = "FINISHED"
                 return Result(cv["mean"][cfg.trainer.monitor], {}, 0, str(recorder.output_dir),
-                              recorder.run_id, recorder.name)
+                              recorder.run_id, recorder.name, recorder.link)
             torch.manual_seed(cfg.trainer.seed)
             model, optimizer, options = fresh(data)  # trained below on all of train+val
             recorder.data(data)  # the refit's preprocessing (fitted on train+val) is its model's
@@ -130,7 +131,7 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
         status = "FINISHED"
         objective = cv["mean"][cfg.trainer.monitor] if cv else history.final.get(cfg.trainer.monitor)
         return Result(objective, scores.metrics, len(history), str(recorder.output_dir),
-                      recorder.run_id, recorder.name)
+                      recorder.run_id, recorder.name, recorder.link)
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
         if milestones:

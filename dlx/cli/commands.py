@@ -140,10 +140,14 @@ def runs(
     limit: int = typer.Option(20, help="at most this many runs"),
     best: bool = typer.Option(False, "--best", help="print the best run of the newest sweep "
                               "(or of --sweep): its parameters, score and test report"),
+    columns: str = typer.Option(None, "--columns", help="comma-separated params, metrics or tags "
+                                "to show, e.g. optimizer.lr,val_loss,dlx.output_dir"),
+    show_all: bool = typer.Option(False, "--all", help="every param and metric as a column"),
     as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
     uri: str = URI,
 ) -> None:
-    """List tracked runs as a table, or the best run of a sweep (like GridSearchCV's best_*)."""
+    """List tracked runs as a table (a sweep's children with its swept parameters), or the best
+    run of a sweep (like GridSearchCV's best_*)."""
     import json
 
     from dlx.tracking import resolve_uri
@@ -163,12 +167,25 @@ def runs(
     elif best:
         tables.best(out)
     else:
-        tables.runs(rows)
+        from dlx.sweep.report import swept_params
+
+        if columns:
+            shown = [c.strip() for c in columns.split(",") if c.strip()]
+        elif show_all:
+            shown = sorted({k for r in rows for k in (*r["params"], *r["metrics"])})
+        else:
+            shown = tables.run_columns(rows, swept_params(rows) if sweep else None)
+        tables.runs(rows, shown)
+        if rows:
+            from dlx.tracking import ui_link
+
+            typer.echo(f"in the MLflow UI (dlx ui): {ui_link(store, rows[0]['experiment_id'])}")
 
 
 @app.command()
 def ui(
     port: int = typer.Option(5000, help="port to serve on"),
+    experiment: str = typer.Option("dlx", "--experiment", "-e", help="the experiment to link to"),
     host: str = typer.Option("127.0.0.1", help="address to bind; anything else exposes your runs"),
     uri: str = URI,
 ) -> None:
@@ -189,10 +206,14 @@ def ui(
             s.bind((host, port))
         except OSError as e:
             fail(f"cannot listen on {host}:{port} ({e.strerror}): pick another with --port")
-    typer.echo(f"MLflow UI for {store} on http://{host}:{port} (Ctrl-C to stop); runs table: "
-               f"http://{host}:{port}/#/experiments/<id>/runs?workflowType=machine_learning")
-    from dlx.tracking.queries import ui_command
+    from dlx.tracking import ui_link
+    from dlx.tracking.queries import experiment_id, ui_command
 
+    with _errors():
+        exp = experiment_id(store, experiment)
+    table = ui_link(store, exp, ui=f"http://{host}:{port}") if exp else f"http://{host}:{port}"
+    typer.echo(f"MLflow UI for {store} (Ctrl-C to stop); the runs of experiment {experiment!r}: "
+               f"{table}")
     argv, env = ui_command(store, host, port)
     sys.stdout.flush()
     os.execve(argv[0], argv, env)  # MLflow takes over this process: signals reach it directly

@@ -36,24 +36,39 @@ def confusion(cm: dict) -> None:
     _print(table)
 
 
-def runs(rows: list[dict[str, Any]]) -> None:
-    present = {m for r in rows for m in r["metrics"]}
-    shown = [m for m in ("val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy",
-                         "test_r2") if m in present]
-    metric_names = [*(sorted(m for m in present if m.startswith(("best_", "cv_mean_")))), *shown]
-    table = Table(title=f"{len(rows)} runs")
-    table.add_column("name", no_wrap=True)
-    for col in ["status", "model", "dataset", "optimizer", "lr", "minutes", *metric_names]:
-        table.add_column(col)
+def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Runs as a table: the name (never cut), status, then `columns`: params, metrics or tags
+    by name (metrics shown to 4 significant digits)."""
+    from rich import box
+
+    table = Table(title=f"{len(rows)} runs", box=box.SIMPLE_HEAD, pad_edge=False)  # narrower
+    table.add_column("name", no_wrap=True, min_width=max((len(r["run_name"]) for r in rows), default=4))
+    table.add_column("status", no_wrap=True)
+    for col in columns:
+        table.add_column(col.removeprefix("dlx."), overflow="fold")  # dlx.model: the tag, "model"
     for r in rows:
-        p, t = r["params"], r["tags"]
-        minutes = (f"{(r['end_time'] - r['start_time']) / 60000:.1f}"
-                   if r["end_time"] and r["start_time"] else "")
-        kind = "sweep" if t.get("dlx.kind") == "sweep" else t.get("dlx.model", "")
-        table.add_row(r["run_name"], r["status"], kind, t.get("dlx.dataset", ""),
-                      t.get("dlx.optimizer", ""), p.get("optimizer.lr", ""), minutes,
-                      *[f"{r['metrics'][m]:.4g}" if m in r["metrics"] else "" for m in metric_names])
+        cells = []
+        for col in columns:
+            if col in r["metrics"]:
+                cells.append(f"{r['metrics'][col]:.4g}")
+            elif col == "dlx.model" and r["tags"].get("dlx.kind") == "sweep":
+                cells.append("sweep")
+            else:
+                cells.append(str(r["params"].get(col, r["tags"].get(col, ""))))
+        table.add_row(r["run_name"], r["status"], *cells)
     _print(table)
+
+
+def run_columns(rows: list[dict[str, Any]], axes: list[str] | None) -> list[str]:
+    """The columns a listing needs: a sweep's children, its swept parameters and the objective;
+    other runs, the model, the dataset, the monitored metric and the test headline."""
+    monitors = [r["params"].get("trainer.monitor") for r in rows if r["params"].get("trainer.monitor")]
+    objective = [m for m in dict.fromkeys(monitors)]
+    if axes is not None:
+        return [*axes, *objective]
+    present = {m for r in rows for m in r["metrics"]}
+    headline = [m for m in ("test_accuracy", "test_r2", "test_mse") if m in present][:1]
+    return ["dlx.model", "dlx.dataset", *objective, *headline]
 
 
 def best(out: dict[str, Any]) -> None:

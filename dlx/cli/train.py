@@ -104,6 +104,8 @@ class TrainJobs:
             where = (f"run {result.run_name} ({result.run_id})" if result.run_id
                      else "not tracked (tracking.enabled=false)")
             typer.echo(f"{test}\n{where}; files in {result.output_dir}")
+            if result.link:
+                typer.echo(f"  {result.link}")
         return result.objective
 
     def run(self, args: list[str]) -> None:
@@ -173,7 +175,7 @@ class TrainJobs:
                        f"({b['run_id']}) with {key}={b['metrics'][key]:.4f}; parent run "
                        f"{sweep['parent_run_id']}; all results in {sweep['results']}")
         if sweep.get("parent_run_id") or not self.failures:
-            typer.echo("browse runs: dlx ui")
+            typer.echo("browse runs: dlx ui (the links open there)")
         if self.failures:
             if len(self.failures) > 1:
                 err(f"{len(self.failures)} jobs failed")

@@ -12,6 +12,7 @@ class TrackingConfig:
     uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db where dlx started
     experiment: str = "dlx"
     log_model: bool = True  # the trained weights and what rebuilds the network (dlx.load_model)
+    system_metrics: bool = True  # MLflow's CPU, memory and GPU metrics while the run trains
 
 
 OPTIONS = {"default": TrackingConfig}

@@ -71,3 +71,21 @@ def encoder(cfg, spec, artifacts):
     """The reader of new inputs for dataset `cfg.name` (None: it cannot read any)."""
     module, _, make = DATASETS[cfg.name]
     return None if make is None else _function(module, make)(cfg, spec, artifacts)
+
+
+def source(cfg) -> dict:
+    """What a run's dataset is, for MLflow's dataset records: its name and where it comes from
+    (the CSV's file name and path, a torchvision root, scikit-learn's bundled digits, ...)."""
+    for key in ("path", "root"):
+        where = cfg.get(key)
+        if where:
+            from pathlib import Path
+
+            path = Path(where).expanduser().resolve()
+            return {"name": path.name if key == "path" else cfg.name, "source_type": "local",
+                    "source": {"uri": str(path)}}
+    if cfg.name == "digits":
+        return {"name": "digits", "source_type": "code",
+                "source": {"tags": {"loader": "sklearn.datasets.load_digits"}}}
+    return {"name": cfg.name, "source_type": "code",  # synthetic: drawn from its seed
+            "source": {"tags": {"generator": f"dlx.data.synthetic (seed {cfg.get('seed')})"}}}

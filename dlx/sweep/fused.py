@@ -265,7 +265,7 @@ def train(cfg, data, model, options: dict, recorder, identity: dict, cached: boo
         rec.end("FINISHED")
         results.append({"objective": cp.history.final.get(c.trainer.monitor), "test": scores.metrics,
                         "epochs": len(cp.history), "output_dir": str(rec.output_dir),
-                        "run_id": rec.run_id, "run_name": rec.name})
+                        "run_id": rec.run_id, "run_name": rec.name, "link": rec.link})
     for p, result in zip(points, results[1:]):
         prefix.store(p.output_dir, result)
     if isinstance(results[0], BaseException):

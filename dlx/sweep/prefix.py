@@ -208,7 +208,8 @@ class Milestones:
         monitor = self.cfg.trainer.monitor
         _RESULTS[str(p.output_dir.resolve())] = {
             "objective": h.final.get(monitor), "test": scores.metrics, "epochs": len(h),
-            "output_dir": str(p.output_dir), "run_id": p.recorder.run_id, "run_name": p.recorder.name}
+            "output_dir": str(p.output_dir), "run_id": p.recorder.run_id, "run_name": p.recorder.name,
+            "link": p.recorder.link}
 
     def finish_rest(self, history, model) -> None:
         """Training ended before some milestones (early stopping): those points end here too,

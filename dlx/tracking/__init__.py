@@ -30,6 +30,20 @@ def is_local(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
+UI = "http://127.0.0.1:5000"  # where `dlx ui` serves a local store by default
+
+
+def ui_link(uri: str, experiment_id: str, run_id: str | None = None, ui: str = UI) -> str:
+    """A run's page (or an experiment's runs table) in MLflow's UI, in its Model-training view:
+    MLflow 3.17 opens pages in the GenAI view unless the URL asks for workflowType=machine_learning.
+    A local store is served by `dlx ui` at `ui`; a tracking server by itself."""
+    from dlx.tracking.redact import redact
+
+    base = ui if is_local(uri) else redact(uri).rstrip("/")
+    page = f"runs/{run_id}" if run_id else "runs"
+    return f"{base}/#/experiments/{experiment_id}/{page}?workflowType=machine_learning"
+
+
 def pickles_trusted() -> bool:
     """dlx's one pickle policy: a pickled file of a run (a CSV run's preprocessing.joblib, an
     MLflow model exported with --format pickle) runs code when loaded, so dlx loads one only

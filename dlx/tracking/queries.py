@@ -140,9 +140,17 @@ def export_model(uri: str, run_id: str, model, input_example, serialization_form
     return info.model_uri
 
 
+def experiment_id(uri: str, name: str) -> str | None:
+    exp = client(uri).get_experiment_by_name(name)
+    return exp.experiment_id if exp else None
+
+
 def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     """The command line (and environment) that serves MLflow's UI over `uri`: one worker and no
-    GenAI job runners, which dlx does not use and which triple the start-up time."""
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    GenAI job runners, which dlx does not use and which triple the start-up time; without
+    Starlette's deprecation warning about MLflow's server, which is not the user's business."""
+    quiet = "ignore:starlette.middleware.wsgi is deprecated"
+    warnings = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PYTHONWARNINGS": warnings}
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-            "--host", host, "--port", str(port), "--workers", "1"], env
+            "--registry-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"], env

@@ -30,13 +30,16 @@ def _ms(t: float | None = None) -> int:
     return int((time.time() if t is None else t) * 1000)
 
 
-def prepare(cfg: DictConfig) -> None:
+def prepare(cfg: DictConfig):
     """Have the writer open the store and the experiment now, ahead of the run (the CLI calls
-    this as soon as the config is valid, before torch is imported)."""
+    this as soon as the config is valid, before torch is imported); the answer is the
+    experiment's id."""
     if cfg.tracking.enabled:
         from dlx.tracking import client, resolve_uri
 
-        client.writer().send("open", resolve_uri(cfg.tracking.uri), cfg.tracking.experiment)
+        return client.writer().send("open", resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
+                                    reply=True)
+    return None
 
 
 class Recorder(Callback):
@@ -56,8 +59,7 @@ class Recorder(Callback):
         self._reply = None  # the writer's answer to start_run: the run id
         self.logged: set[int] = set()  # epochs the run has already (a resumed run)
         self.ended = False
-        if self.writer:
-            prepare(cfg)  # (again, for callers other than the CLI: a second open costs nothing)
+        self._experiment = prepare(cfg) if self.writer else None  # (again: opening costs nothing)
 
     # -- the run's identity
     @property
@@ -66,6 +68,13 @@ class Recorder(Callback):
         if self._id is None and self._reply is not None:
             self._id = self._reply.result()
         return self._id
+
+    @property
+    def link(self) -> str | None:
+        """The run's page in MLflow's UI (Model-training view)."""
+        from dlx.tracking import ui_link
+
+        return ui_link(self.uri, self._experiment.result(), self.run_id) if self._experiment else None
 
     def known_run_id(self) -> str | None:
         """The run id if the writer has answered already (a checkpoint does not wait for it:
@@ -117,12 +126,19 @@ class Recorder(Callback):
         self.writer.send("log_files", self.key, {
             "config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
             "overrides.txt": "\n".join(overrides) + "\n"})
+        if cfg.tracking.system_metrics:
+            self.writer.send("system_metrics", self.key)
         self.data(data)
 
     def data(self, data) -> None:
-        """data.json and the dataset's own artifacts (vocabulary, fitted preprocessing, ...)."""
+        """data.json, the dataset's own artifacts (vocabulary, fitted preprocessing, ...) and its
+        record in MLflow's dataset tab."""
+        from dlx.data.registry import source
+
         if self.writer:
             self.writer.send("log_files", self.key, {"data.json": data.info, **data.artifacts})
+            sizes = {s: data.info.get(f"n_{s}", 0) for s in ("train", "val", "test")}
+            self.writer.send("inputs", self.key, source(self.cfg.dataset), sizes)
 
     def tags(self, tags: dict) -> None:
         if self.writer:

@@ -35,7 +35,7 @@ from dlx.tracking.redact import redact  # noqa: E402
 
 # store set-up chatter ("Creating initial MLflow database tables...", alembic's migrations) is
 # not the user's business
-for _name in ("mlflow", "mlflow.store.db.utils", "alembic"):
+for _name in ("mlflow", "mlflow.store.db.utils", "mlflow.system_metrics", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 __all__ = ["mlflow", "MlflowClient", "MlflowException", "client", "experiment_id", "retry",

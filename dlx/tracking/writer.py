@@ -32,7 +32,7 @@ PREFETCH = ("mlflow.store.tracking.sqlalchemy_store", "dlx.plots", "sklearn.metr
 # operations on one run (its key first): skipped when the run never started (that failure was
 # answered already, and one failure is one line)
 RUN_OPS = {"log_metrics", "logged_steps", "set_tags", "log_files", "figure", "classification",
-           "end_run"}
+           "end_run", "inputs", "system_metrics"}
 
 
 def _now() -> int:
@@ -114,6 +114,35 @@ class Handler:
                 self.store.retry(run["client"].log_batch, run["id"], metrics=waiting[i : i + MAX_BATCH])
             del self.metrics[key]
 
+    def inputs(self, key: str, dataset: dict, sizes: dict[str, int]) -> None:
+        """The run's data in MLflow's dataset records (the UI's Dataset column), one input per
+        split with its size; no data is copied."""
+        import hashlib
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        run, items = self.runs[key], []
+        source = json.dumps(dataset["source"])
+        for split, n in sizes.items():
+            if not n:
+                continue
+            profile = {"split": split, "rows": n}
+            digest = hashlib.sha256(json.dumps([dataset["name"], source, profile]).encode()).hexdigest()[:8]
+            items.append(DatasetInput(Dataset(dataset["name"], digest, dataset["source_type"], source,
+                                              profile=json.dumps(profile)),
+                                      tags=[InputTag("mlflow.data.context", split)]))
+        self.store.retry(run["client"].log_inputs, run["id"], datasets=items)
+
+    def system_metrics(self, key: str) -> None:
+        """MLflow's system metrics (CPU, memory, disk, network; GPUs with nvidia-ml-py) for the
+        run, sampled here every MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL seconds (2 by default)
+        until it ends."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        run = self.runs[key]
+        run["monitor"] = SystemMetricsMonitor(run["id"], sampling_interval=2, tracking_uri=run["uri"])
+        run["monitor"].start()
+
     def logged_steps(self, key: str, metric: str) -> list[int]:
         run = self.runs[key]
         return sorted({m.step for m in run["client"].get_metric_history(run["id"], metric)})
@@ -181,6 +210,8 @@ class Handler:
         run = self.runs.pop(key, None)
         if run is None:  # it never started: that failure has been reported already
             return
+        if run.get("monitor"):
+            run["monitor"].finish()
         self.store.retry(run["client"].set_terminated, run["id"], status, end_time=end_ms or _now())
 
     # -- sweeps
