@@ -117,7 +117,7 @@ def engines(record: bool) -> None:
         opt = ["sweep=optuna", "hydra.sweeper.n_trials=20", "trainer.epochs=10"]
         pruned, op = _sweep(opt, t / "pruned")
         print(f"optuna with pruning: {pruned:.1f} s", flush=True)
-        full, of = _sweep([*opt, "hydra.sweeper.pruner=null"], t / "unpruned")
+        full, _ = _sweep([*opt, "hydra.sweeper.pruner=null"], t / "unpruned")
         print(f"optuna without pruning: {full:.1f} s", flush=True)
 
     alone_by = {point(r): r for r in b}

@@ -40,4 +40,4 @@ def fail(message: str, code: int = 1):
 
 def width() -> int | None:
     """rich's console width: the terminal's, or wide enough for a pipe or a file."""
-    return None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
+    return None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))

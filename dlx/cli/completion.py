@@ -8,7 +8,6 @@ shell runs it on every <TAB>. cli.py hands it the words before the cursor and th
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import yaml
 

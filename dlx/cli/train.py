@@ -83,7 +83,7 @@ class TrainJobs:
 
             result = train(cfg, callbacks=progress.epochs(cfg.trainer.progress))
             if in_worker():  # a launcher's worker process: its records are complete when it returns
-                client.shutdown()
+                client.drain()
         except DlxError as e:
             if debug():
                 raise
@@ -200,10 +200,16 @@ def train(ctx: typer.Context) -> None:
         client.start()  # mlflow imports in the writer while this process imports torch
     code = 0
     try:
-        jobs.run(ctx.args)
-    except typer.Exit as e:
-        code = e.exit_code
-    except KeyboardInterrupt:
+        try:
+            jobs.run(ctx.args)
+        except typer.Exit as e:
+            code = e.exit_code
+        try:
+            client.shutdown()  # everything recorded before dlx exits
+        except DlxError as e:  # the store failed while the writer finished the records
+            err(str(e))
+            code = code or 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it arrived
         err("interrupted; the run was marked KILLED")
         try:
             client.shutdown(timeout=DRAIN_AFTER_INTERRUPT)
@@ -213,10 +219,5 @@ def train(ctx: typer.Context) -> None:
     except BaseException:
         client.discard()
         raise
-    try:
-        client.shutdown()  # everything recorded before dlx exits
-    except DlxError as e:  # the store failed while the writer finished the records
-        err(str(e))
-        code = code or 1
     if code:
         raise typer.Exit(code)

@@ -215,6 +215,13 @@ def shutdown(timeout: float | None = None) -> None:
         w.close(timeout)
 
 
+def drain() -> None:
+    """Wait until this process's writer has done everything sent so far (a launcher's worker
+    process after each job: the sweep reads the records next); it stays up for the next job."""
+    if running() and _writer.used:
+        _writer.drain()
+
+
 def discard() -> None:
     global _writer
     if _writer is not None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlx import interrupts
 from dlx.data import Bundle
 from dlx.errors import TrainingError
 from dlx.training.callbacks import Callback
