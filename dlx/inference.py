@@ -162,7 +162,7 @@ def _rows(out: torch.Tensor, spec, prep, x: torch.Tensor) -> list[dict[str, Any]
                  f"p_{names[1]}": float(p)} for p in p1]
     if spec.task == "regression":
         return [{"prediction": float(v[0]) if len(v) == 1 else v.tolist()} for v in out]
-    return [{"reconstruction_error": float(e)} for e in (out - prep(x).flatten(1)).pow(2).mean(1)]
+    return [{"reconstruction_error": float(e)} for e in (out - prep(x)).flatten(1).pow(2).mean(1)]
 
 
 def _logged_artifacts(loaded: Loaded) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from torch import nn
 
 from dlx.errors import ConfigError
 
-# torch.export (tracking.model_format=pt2) warns about nn.LSTM/GRU's cached flat weights; the
+# torch.export (`dlx export`, format pt2) warns about nn.LSTM/GRU's cached flat weights; the
 # exported program is right (a test loads it back), so the warning is only noise on the terminal
 warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights", category=UserWarning)
 
