@@ -108,7 +108,7 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
         milestones = prefix.milestones(cfg, on_device, options, identity, recorder, cached)
         pruning = optuna_study.pruning(cfg.trainer.monitor) if in_sweep else None
         overrides = resume["meta"]["overrides"] if resume else " ".join(HydraConfig.get().overrides.task)
-        meta = lambda: {**identity, "run_id": recorder.known_run_id(), "overrides": overrides}  # noqa: E731
+        meta = recorder.checkpoint_meta(identity, overrides)
         every = cfg.trainer.checkpoint_every
         history = fit(
             model, optimizer, on_device, cfg.trainer.epochs, cfg.dataset.batch_size,

@@ -247,8 +247,7 @@ def train(cfg, data, model, options: dict, recorder, identity: dict, cached: boo
     copies = []
     for c, rec, m in entries:
         optimizer, opts = setup(c, m)
-        meta = (lambda rec, c: lambda: {**identity, "run_id": rec.known_run_id(),
-                                        "overrides": " ".join(rec.hydra.overrides.task)})(rec, c)
+        meta = rec.checkpoint_meta(identity, " ".join(rec.hydra.overrides.task))
         ckpt = checkpoint.Checkpointer(rec.output_dir / checkpoint.DIR, every, meta) \
             if every > 0 and main else None
         copies.append(Copy(m, optimizer, opts, [*(callbacks if rec is recorder else []), rec], ckpt))

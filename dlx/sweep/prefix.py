@@ -149,8 +149,7 @@ class Milestones:
             p.recorder = Recorder(p.cfg, p.config.hydra, p.output_dir, True, recorder.started,
                                   recorder.main)
             p.recorder.start(data, options, None, cached)
-            meta = (lambda p: lambda: {**identity, "run_id": p.recorder.known_run_id(),
-                                       "overrides": " ".join(p.config.hydra.overrides.task)})(p)
+            meta = p.recorder.checkpoint_meta(identity, " ".join(p.config.hydra.overrides.task))
             if every > 0 and recorder.main:
                 p.checkpoints = checkpoint.Checkpointer(p.output_dir / checkpoint.DIR, every, meta)
         self.loop = None

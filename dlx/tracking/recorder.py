@@ -77,11 +77,17 @@ class Recorder(Callback):
         return ui_link(self.uri, self._experiment.result(), self.run_id) if self._experiment else None
 
     def known_run_id(self) -> str | None:
-        """The run id if the writer has answered already (a checkpoint does not wait for it:
-        resuming one without it finds the run by its output dir)."""
+        """The run id if the writer has answered already."""
         if self._id is None and self._reply is not None and self._reply.ready():
             return self.run_id
         return self._id
+
+    def checkpoint_meta(self, identity: dict, overrides: str):
+        """What a checkpoint says it belongs to: the run's identity, its MLflow run id and the
+        overrides that rebuild it. Only the final checkpoint waits for the run id; one written
+        before it was known is resumed by its output dir instead."""
+        return lambda final: {**identity, "run_id": self.run_id if final else self.known_run_id(),
+                              "overrides": overrides}
 
     # -- start
     def start(self, data, options: dict, resume: dict | None, cached: bool, group=None,

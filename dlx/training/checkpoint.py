@@ -78,10 +78,10 @@ def _read(path: Path) -> tuple[dict | None, str]:
 
 class Checkpointer:
     """Writes last.pt every `every` epochs and at the end, best.pt when the monitored metric
-    improves. `state()` and `meta()` are called only when something is written; a Ctrl-C or
+    improves. `state()` and `meta(final)` are called only when something is written; a Ctrl-C or
     SIGTERM that arrives meanwhile takes effect once the files are complete."""
 
-    def __init__(self, directory: Path, every: int, meta: Callable[[], dict[str, Any]]):
+    def __init__(self, directory: Path, every: int, meta: Callable[[bool], dict[str, Any]]):
         self.dir, self.every, self.meta = Path(directory), every, meta
         self.saved_epoch = 0  # the epoch last.pt holds
         for name in (LAST, BEST):  # a write a killed process left half done (never read)
@@ -91,7 +91,7 @@ class Checkpointer:
         last = final or epoch % self.every == 0
         if not (last or best):
             return
-        full = {**state(), "meta": self.meta()}
+        full = {**state(), "meta": self.meta(final)}
         with interrupts.deferred():
             self._write(full, epoch, best, last)
 

@@ -170,7 +170,7 @@ def test_checkpoint_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace",
                         lambda a, b: (events.append(f"replace {Path(b).name}"), real_replace(a, b))[1])
     state = {"epoch": 1, "model": {"w": torch.ones(3)}, "history": [{}]}
-    saver = checkpoint.Checkpointer(tmp_path, every=1, meta=lambda: {"run_id": None})
+    saver = checkpoint.Checkpointer(tmp_path, every=1, meta=lambda final: {"run_id": None})
     saver(lambda: state, 1, best=True, final=False)  # last.pt, then best.pt as a copy of it
     # file data, rename, folder entry: for last.pt and for best.pt
     assert events == ["fsync", "replace last.pt", "fsync", "fsync", "replace best.pt", "fsync"]
@@ -178,7 +178,7 @@ def test_checkpoint_writes_are_fsynced_before_the_rename(tmp_path, monkeypatch):
     assert _temp_files(tmp_path) == []
     # a new Checkpointer on a folder with a leftover temp file removes it
     (tmp_path / ".last.pt.tmp").write_bytes(b"half")
-    checkpoint.Checkpointer(tmp_path, every=1, meta=dict)
+    checkpoint.Checkpointer(tmp_path, every=1, meta=lambda final: {})
     assert _temp_files(tmp_path) == []
 
 
