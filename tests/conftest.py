@@ -1,62 +1,19 @@
 """Tests drive the real `dlx` command in a temporary working directory, then read what a user
-would read: exit codes, messages, and the MLflow store the run wrote (./mlflow.db)."""
+would read: exit codes, messages, and the MLflow store the run wrote (./mlflow.db).
+
+Where a test checks what training does rather than the command line, `Dlx.train_here` runs the
+same `dlx.run.train` in the test process (a `dlx` process costs ~4 s of start-up on its own), and
+runs that several tests read are trained once per test session (`shared_run`).
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import traceback
 from pathlib import Path
+from typing import Callable
 
 import pytest
-
-FAST = ["trainer.progress=false", "tracking.log_model=false"]
-
-
-class Dlx:
-    def __init__(self, cwd: Path):
-        self.cwd = cwd
-        # one thread per dlx process: the tests' models are small, and threads only contend
-        # COLUMNS: tables are as wide as a wide terminal unless a test says otherwise
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-        self.env.pop("MLFLOW_TRACKING_URI", None)
-        self.env.pop("HYDRA_FULL_ERROR", None)
-        self.env.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)  # dlx's safe default applies
-
-    def __call__(self, *args: str, check: bool = True, timeout: int = 300):
-        proc = subprocess.run([sys.executable, "-m", "dlx", *args], cwd=self.cwd, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"dlx {' '.join(args)} exited {proc.returncode}:\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def train(self, *overrides: str, **kw):
-        return self("train", *overrides, *FAST, **kw)
-
-    @property
-    def uri(self) -> str:
-        return f"sqlite:///{self.cwd / 'mlflow.db'}"
-
-    def client(self):
-        """An MlflowClient on the store, opened as dlx opens it (a store being created by a
-        dlx process is waited for, not migrated twice at once)."""
-        from dlx.tracking.store import client
-
-        return client(self.uri)
-
-    def model(self, run):
-        """The run's trained network, as a user loads it: dlx.load_model."""
-        import dlx
-
-        return dlx.load_model(run.info.run_id, self.uri)
-
-    def runs(self, experiment: str = "dlx"):
-        client = self.client()
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return []
-        return client.search_runs([exp.experiment_id], max_results=1000)
+from fixtures.runs import Dlx
 
 
 @pytest.fixture
@@ -68,3 +25,49 @@ def dlx(tmp_path: Path) -> Dlx:
 def module_dlx(tmp_path_factory) -> Dlx:
     """One working directory (and store) shared by the tests of a module."""
     return Dlx(tmp_path_factory.mktemp("shared"))
+
+
+# ---------------------------------------------------------------- runs trained once per session
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory, worker_id) -> Callable[[str, Callable[[Dlx], None]], Dlx]:
+    """shared_run(name, make) -> the Dlx of a working directory in which make(dlx) has trained:
+    once per test session, whichever test worker asks first (the others wait for it, under a
+    file lock), so the tests that read the same kind of run do not each train one. A failure is
+    remembered and raised again for every test that asks. Tests must only read such a run or
+    add to it (eval --log, explain, export), never rely on being the only one doing so."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != "master" else base  # shared by the xdist workers
+
+    def get(name: str, make: Callable[[Dlx], None]) -> Dlx:
+        folder = root / f"shared-{name}"
+        done, failed = folder / ".trained", folder / ".failed"
+        with FileLock(str(root / f"shared-{name}.lock")):
+            if not done.exists() and not failed.exists():
+                folder.mkdir(exist_ok=True)
+                try:
+                    make(Dlx(folder))
+                except BaseException:
+                    failed.write_text(traceback.format_exc())
+                    raise
+                done.touch()
+        if failed.exists():
+            pytest.fail(f"training the shared run {name!r} failed:\n{failed.read_text()}")
+        return Dlx(folder)
+
+    return get
+
+
+def digits_mlp(dlx: Dlx) -> None:
+    """An MLP on digits, 3 epochs on the CPU, model logged: what eval, predict, explain, export
+    and load_model read back."""
+    dlx("train", "model=mlp", "trainer.epochs=3", "trainer.device=cpu", "trainer.progress=false")
+
+
+@pytest.fixture
+def digits_run(shared_run):
+    """(Dlx, run) of `digits_mlp`, trained once per session."""
+    dlx = shared_run("digits_mlp", digits_mlp)
+    (run,) = dlx.runs()
+    return dlx, run

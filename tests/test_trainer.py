@@ -1,20 +1,54 @@
-"""Trainer options: precision, gradient clipping, deterministic mode, torch.compile.
+"""conf/trainer: every trainer.* option does what it says.
 
-fp16 and compiled training on CUDA need a GPU; here the CPU paths run (bf16 autocast works on a
-CPU; fp16 there is a clear error) and compile runs on the CPU in the slow suite.
+- precision, grad_clip, deterministic, compile, and the `auto` fast paths (channels_last,
+  capture): fp16 and captured CUDA graphs need a GPU; here the CPU paths run (bf16 autocast works
+  on a CPU; fp16 and capture=true there are clear errors) and compile runs on the CPU in the slow
+  suite;
+- checkpoint_every and resume: a run SIGKILLed mid-training and resumed ends with exactly the
+  metrics of an uninterrupted run and one metric point per epoch in its (single) MLflow run;
+  resume also takes a run dir or a checkpoint file; a checkpoint of another model is one clear
+  line; a non-finite loss keeps the last good checkpoint; Ctrl-C writes one;
+- cv_folds / cv_refit: K-fold cross-validation on train+val, per-fold and mean/std metrics on the
+  run, disjoint folds that cover the data, preprocessing refitted per fold;
+- strategy=ddp: two CPU processes under torchrun (gloo) train one run like one process.
+
+Where a test checks what training does, it runs `dlx.run.train` in this process (dlx.train_here);
+errors, signals and torchrun go through the real `dlx` command.
 """
 
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from fixtures.runs import artifact_json
+from fixtures.datasets import make_csv
+from omegaconf import OmegaConf
+
+from dlx.config.dataset import CSVConfig
+from dlx.data import Bundle, Spec, registry as loader
+from dlx.errors import DataError
+from dlx.training import cv
 
 
+# ================================================================ precision, clipping, compile
 def test_bf16_deterministic_clipped_training_still_learns(dlx):
-    dlx.train("model=mlp", "model.hidden_sizes=[64]", "trainer.epochs=6", "trainer.device=cpu",
-              "trainer.precision=bf16",
-              "trainer.deterministic=true", "trainer.grad_clip=1.0", "trainer.checkpoint_every=0")
+    dlx.train_here("model=mlp", "model.hidden_sizes=[64]", "trainer.epochs=6",
+                   "trainer.device=cpu", "trainer.precision=bf16",
+                   "trainer.deterministic=true", "trainer.grad_clip=1.0",
+                   "trainer.checkpoint_every=0")
     (run,) = dlx.runs()
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer.precision"] == "bf16"
+    assert run.data.tags["dlx.precision"] == "bf16"
     assert run.data.metrics["test_accuracy"] > 0.85, run.data.metrics
 
 
@@ -28,17 +62,34 @@ def test_fp16_without_cuda_is_one_line_before_any_run(dlx):
     assert dlx.runs() == []
 
 
+def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager_accuracy(dlx):
-    dlx.train("model=mlp", "trainer.epochs=3", "trainer.device=cpu", "trainer.compile=true")
-    (run,) = dlx.runs()
-    assert run.info.status == "FINISHED" and run.data.metrics["test_accuracy"] > 0.85
+    """trainer.compile=true and =false, same seed: the same run up to Inductor's floating-point
+    differences (its fused kernels sum in another order)."""
+    args = ("model=mlp", "trainer.epochs=3", "trainer.device=cpu")
+    dlx.train(*args, "trainer.compile=true", "tracking.experiment=compiled")
+    dlx.train(*args, "trainer.compile=false", "tracking.experiment=eager")
+    (compiled,), (eager,) = dlx.runs("compiled"), dlx.runs("eager")
+    assert compiled.info.status == eager.info.status == "FINISHED"
+    assert (compiled.data.params["trainer.compile"], eager.data.params["trainer.compile"]) == (
+        "True", "False")
+    client = dlx.client()
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        got, want = (_history(client, r.info.run_id, key) for r in (compiled, eager))
+        assert [s for s, _ in got] == [s for s, _ in want] == [1, 2, 3], key
+        assert np.allclose([v for _, v in got], [v for _, v in want], rtol=1e-3, atol=1e-3), (
+            key, got, want)
+    for key in ("test_loss", "test_accuracy"):
+        assert compiled.data.metrics[key] == pytest.approx(eager.data.metrics[key], abs=5e-3), key
+    assert compiled.data.metrics["test_accuracy"] > 0.85
 
 
 # ---------------------------------------------------------------- the pieces, in-process (fast)
 def _data(n=64):
-    from dlx.data.bundle import Bundle, Spec
-
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, generator=g)
     y = x @ torch.tensor([[1.0], [-2.0], [3.0]]) * 100  # large targets: large gradients
@@ -68,10 +119,27 @@ def test_fit_keeps_its_plain_signature_and_returns_a_history():
     assert history[0]["train_loss"] > history[-1]["train_loss"] and history[0]["lr"] == 1e-4
 
 
+def test_a_last_batch_of_one_row_joins_the_batch_before_it():
+    """Batch norm cannot train on 1 row: 35 rows at batch 17 are batches of 17 and 18."""
+    from dlx.training.fit import Callback, fit
+
+    class Steps(Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_epoch_start(self, epoch, epochs, steps):
+            self.steps.append(steps)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    steps = Steps()
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=1e-3), _data(35), 2, 17, 0, [steps])
+    assert steps.steps == [2, 2] and len(history) == 2
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+
+
 # ---------------------------------------------------------------- fast paths: what `auto` picks
 def _trainer(**kw):
-    from omegaconf import OmegaConf
-
     return OmegaConf.create({"precision": "auto", "channels_last": "auto", "capture": "auto",
                              "deterministic": False, **kw})
 
@@ -99,10 +167,12 @@ def test_auto_fast_paths_pick_bf16_and_capture_on_cuda_and_channels_last_for_con
 
 
 def test_channels_last_on_cpu_trains_and_the_choices_are_tagged(dlx):
-    dlx.train("model=cnn", "trainer.epochs=3", "trainer.device=cpu", "trainer.channels_last=true",
-              "trainer.checkpoint_every=0")
+    # capture is left at auto: on a CPU it picks false, and says so in the tag
+    dlx.train_here("model=cnn", "trainer.epochs=3", "trainer.device=cpu",
+                   "trainer.channels_last=true", "trainer.checkpoint_every=0")
     (run,) = dlx.runs()
     tags = run.data.tags
+    assert run.data.params["trainer.capture"] == "auto"
     assert (tags["dlx.precision"], tags["dlx.channels_last"], tags["dlx.capture"]) == (
         "fp32", "true", "false")
     assert run.data.metrics["test_accuracy"] > 0.8, run.data.metrics
@@ -120,33 +190,333 @@ def test_fast_path_mistakes_are_one_line(dlx, override, message):
     assert all(r.info.status != "RUNNING" for r in dlx.runs())
 
 
-def test_a_last_batch_of_one_row_joins_the_batch_before_it():
-    """Batch norm cannot train on 1 row: 35 rows at batch 17 are batches of 17 and 18."""
-    from dlx.training.fit import Callback, fit
+@pytest.mark.slow
+def test_the_captured_step_code_path_trains(monkeypatch):
+    """capture=True compiles the step with mode="reduce-overhead" and marks each step's start.
+    What a CPU can show: that code path runs (the step compiled once with that mode, one mark per
+    optimizer step), Inductor was asked for CUDA graphs and skipped them (a CPU graph has none),
+    and the captured step trains exactly as the eager one. Recording graphs needs CUDA."""
+    from torch._dynamo.utils import counters
 
-    class Steps(Callback):
-        def __init__(self):
-            self.steps = []
+    from dlx.training.fit import fit
 
-        def on_epoch_start(self, epoch, epochs, steps):
-            self.steps.append(steps)
+    compiled, marks = [], []
+    real_compile, real_mark = torch.compile, torch.compiler.cudagraph_mark_step_begin
+    monkeypatch.setattr(torch, "compile",
+                        lambda model, **kw: (compiled.append(kw), real_compile(model, **kw))[1])
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin",
+                        lambda: (marks.append(1), real_mark())[1])
+    torch._dynamo.reset()
+    counters.clear()
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
-    steps = Steps()
-    history = fit(model, torch.optim.SGD(model.parameters(), lr=1e-3), _data(35), 2, 17, 0, [steps])
-    assert steps.steps == [2, 2] and len(history) == 2
-    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+    def run(capture: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+        return fit(model, torch.optim.Adam(model.parameters(), lr=1e-2), _data(256), 3, 32, 0,
+                   capture=capture)
+
+    history = run(capture=True)
+    assert compiled == [{"mode": "reduce-overhead"}]
+    assert len(marks) == 3 * 8  # 3 epochs of 256 rows in batches of 32
+    assert counters["stats"]["unique_graphs"] >= 1  # the step ran as a compiled graph
+    assert counters["inductor"]["cudagraph_skips"] >= 1  # graphs asked for, skipped on a CPU
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
+    eager = run(capture=False)
+    assert len(compiled) == 1 and len(marks) == 3 * 8  # neither without capture
+    for a, b in zip(history, eager):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+# ================================================================ checkpoints and trainer.resume
+# dropout (CPU RNG), Adam state, a step schedule and checkpoints every 2 epochs: all must resume
+ARGS = ("model=mlp", "model.hidden_sizes=[32]", "trainer.epochs=12", "dataset.batch_size=32",
+        "trainer.device=cpu", "regularizer=[dropout]", "regularizer.dropout.p=0.2",
+        "scheduler=step", "scheduler.step_size=3", "scheduler.gamma=0.7",
+        "trainer.checkpoint_every=2")
+KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+
+
+def _ckpt_dir(run) -> Path:
+    return Path(run.data.tags["dlx.output_dir"]) / "checkpoints"
 
 
 @pytest.mark.slow
-def test_the_captured_step_code_path_trains(recwarn):
-    """capture=True compiles the step with mode="reduce-overhead" and marks each step's start;
-    on a CPU Inductor skips the CUDA graphs but runs the same loop code (the GPU part needs CUDA)."""
-    from dlx.training.fit import fit
+def test_sigkill_then_resume_equals_an_uninterrupted_run(dlx):
+    dlx.train(*ARGS)
+    (full,) = dlx.runs()
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-    history = fit(model, torch.optim.Adam(model.parameters(), lr=1e-2), _data(256), 3, 32, 0,
-                  capture=True)
-    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
+    # the same run, SIGKILLed once epoch 5 is logged (epoch 4 is the last checkpoint): epoch 5
+    # is redone on resume and must not be logged twice
+    proc = subprocess.Popen([sys.executable, "-m", "dlx", "train", *ARGS, "trainer.progress=false",
+                             "tracking.log_model=false"], cwd=dlx.cwd, env=dlx.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 5:"):
+            break
+    client = dlx.client()
+    (killed,) = [r for r in dlx.runs() if r.info.run_id != full.info.run_id]
+    deadline = time.time() + 30
+    while 5 not in dict(_history(client, killed.info.run_id, "train_loss")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed = client.get_run(killed.info.run_id)
+    assert killed.info.status == "RUNNING"  # SIGKILL cannot be caught: resume picks it up
+    steps_before = [s for s, _ in _history(client, killed.info.run_id, "train_loss")]
+    assert 5 in steps_before and max(steps_before) < 12, steps_before
+
+    proc = dlx.train(*ARGS, f"trainer.resume={killed.info.run_id}")
+    assert killed.info.run_id in proc.stdout
+    runs = dlx.runs()
+    assert len(runs) == 2  # resumed into the same run, not a new one
+    resumed = client.get_run(killed.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    assert int(resumed.data.tags["dlx.resumed_from_epoch"]) % 2 == 0
+    for key in KEYS:
+        got, want = _history(client, resumed.info.run_id, key), _history(client, full.info.run_id, key)
+        assert [s for s, _ in got] == list(range(1, 13)), key  # no duplicates, no gaps
+        assert got == want, key  # bit-identical on the CPU
+    for key in ("test_loss", "test_accuracy", "test_f1_macro"):
+        assert resumed.data.metrics[key] == full.data.metrics[key], key
+
+
+@pytest.mark.slow
+def test_resume_by_run_dir_or_file_and_a_foreign_checkpoint_is_one_line(dlx):
+    base = ("model=mlp", "model.hidden_sizes=[32]", "trainer.device=cpu")
+    dlx.train(*base, "trainer.epochs=2")
+    (run,) = dlx.runs()
+    ckpt = _ckpt_dir(run)
+    assert sorted(p.name for p in ckpt.iterdir()) == ["best.pt", "last.pt"]  # no temp files left
+    state = torch.load(ckpt / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert {"model", "optimizer", "schedule", "rng", "early_stopping", "meta"} <= set(state)
+    assert state["meta"]["run_id"] == run.info.run_id
+
+    # a run dir: more epochs, same run
+    dlx.train(*base, "trainer.epochs=3", f"trainer.resume={ckpt.parent}")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED"
+    assert [s for s, _ in _history(dlx.client(), run.info.run_id, "val_loss")] == [1, 2, 3]
+    assert torch.load(ckpt / "last.pt", weights_only=True)["epoch"] == 3
+
+    # a checkpoint file of another model: one line that says how to resume it
+    proc = dlx.train("model=cnn", "trainer.epochs=4", f"trainer.resume={ckpt / 'last.pt'}",
+                     check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds a different model" in lines[0], proc.stderr
+    assert "model=mlp model.hidden_sizes=[32]" in lines[0]
+    proc = dlx.train("trainer.resume=no-such-run", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "neither a checkpoint file, a run dir nor an MLflow run id" in proc.stderr
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED"
+
+
+def test_non_finite_loss_names_epoch_and_batch_and_keeps_the_last_good_checkpoint(dlx):
+    # lr=3 diverges on y = 2x + 1 over a few epochs, then overflows
+    proc = dlx.train("model=linear", "dataset=synthetic_linear", "optimizer=sgd",
+                     "optimizer.lr=3", "trainer.epochs=40", check=False)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert "loss became non-finite in epoch 5, batch" in line
+    assert "learning rate is probably too high" in line
+    (run,) = dlx.runs()
+    assert run.info.status == "FAILED"
+    last = torch.load(_ckpt_dir(run) / "last.pt", weights_only=True)
+    assert last["epoch"] == 4
+    assert all(torch.isfinite(t).all() for t in last["model"].values())
+    assert torch.load(_ckpt_dir(run) / "best.pt", weights_only=True)["epoch"] == 1
+
+
+def test_ctrl_c_writes_a_checkpoint_and_ends_killed(dlx):
+    # checkpoint_every larger than the epochs run: only the interrupt writes one
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", "model=mlp", "trainer.epochs=500",
+         "trainer.checkpoint_every=1000", "trainer.progress=false", "tracking.log_model=false"],
+        cwd=dlx.cwd, env=dlx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 2:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run,) = dlx.runs()
+    assert run.info.status == "KILLED"
+    state = torch.load(_ckpt_dir(run) / "last.pt", weights_only=True)
+    logged = [m.step for m in dlx.client().get_metric_history(run.info.run_id, "train_loss")]
+    # the CLI prints an epoch before it is logged: the checkpoint holds every logged epoch
+    assert state["epoch"] >= 2 and state["epoch"] >= max(logged)
+    assert len(state["history"]) == state["epoch"]
+
+
+# ================================================================ trainer.cv_folds
+def test_five_folds_log_fold_metrics_mean_std_then_refit_and_test(dlx):
+    dlx.train_here("model=mlp", "trainer.cv_folds=5", "trainer.epochs=3", "trainer.device=cpu",
+                   "trainer.monitor=val_accuracy", "trainer.monitor_mode=max")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED"
+    client = dlx.client()
+    for name in ("val_accuracy", "val_loss"):
+        folds = client.get_metric_history(run.info.run_id, f"fold_{name}")
+        assert [m.step for m in sorted(folds, key=lambda m: m.step)] == [1, 2, 3, 4, 5]
+        values = [m.value for m in folds]
+        assert run.data.metrics[f"cv_mean_{name}"] == pytest.approx(np.mean(values))
+        assert run.data.metrics[f"cv_std_{name}"] == pytest.approx(np.std(values))
+    assert run.data.metrics["cv_mean_val_accuracy"] > 0.8  # digits, 3 epochs of an MLP
+    assert len({m.value for m in client.get_metric_history(run.info.run_id, "fold_val_loss")}) == 5
+
+    # the folds are disjoint and cover train+val, which the refit then trains on whole
+    summary = artifact_json(run, "cv_folds.json")
+    rows = [r for fold in summary["val_rows"] for r in fold]
+    info = artifact_json(run, "data.json")  # the refit's: all of train+val is its train split
+    assert info["n_val"] == 0 and sorted(rows) == list(range(info["n_train"]))
+    assert max(map(len, summary["val_rows"])) - min(map(len, summary["val_rows"])) <= 1
+    assert info["n_train"] + info["n_test"] == 1797  # the test split is never part of a fold
+    assert run.data.metrics["test_accuracy"] > 0.8  # the refit model, scored once on test
+
+
+def test_csv_preprocessing_is_refitted_per_fold_and_for_the_refit(dlx, tmp_path):
+    path = make_csv(tmp_path / "t.csv", n=200)
+    dlx.train_here("dataset=csv", f"dataset.path={path}", "model=mlp", "trainer.epochs=10",
+                   "trainer.cv_folds=3")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED" and "test_accuracy" in run.data.metrics
+    # the logged preprocessing is the refit's, fitted on all of train+val, never on test
+    splits, pre = artifact_json(run, "splits.json"), artifact_json(run, "preprocessing.json")
+    assert splits["val"] == [] and len(splits["train"]) == 160
+    df = pd.read_csv(path)
+    assert pre["fitted"]["scale"]["mean"]["f0"] == pytest.approx(df.iloc[splits["train"]]["f0"].mean())
+
+
+def test_cv_without_refit_reports_scores_only(dlx):
+    proc = dlx.train("model=logistic", "trainer.cv_folds=3", "trainer.cv_refit=false",
+                     "trainer.epochs=2")
+    (run,) = dlx.runs()
+    assert run.info.status == "FINISHED"
+    assert {"cv_mean_val_loss", "cv_std_val_loss", "fold_val_accuracy"} <= set(run.data.metrics)
+    assert not any(k.startswith("test_") for k in run.data.metrics)
+    assert run.info.run_id in proc.stdout
+
+
+def test_cv_folds_1_is_an_error_that_names_the_fix(dlx):
+    proc = dlx.train("trainer.cv_folds=1", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("dlx: error: invalid config: trainer.cv_folds=1 is not "
+                                   "cross-validation: use 0 (off) or K >= 2 folds")
+    assert dlx.runs() == []
+
+
+# ------------------------------------------------------------------------- the fold splitter
+def _bundle(y: np.ndarray, task: str = "multiclass", n_val: int = 10) -> Bundle:
+    spec = Spec(task, (1,), 3 if task == "multiclass" else 1)
+    x = torch.arange(len(y), dtype=torch.float32)[:, None]
+    yt = torch.as_tensor(y) if task == "multiclass" else torch.as_tensor(y, dtype=torch.float32)[:, None]
+    return Bundle(spec, (x[n_val:], yt[n_val:]), (x[:n_val], yt[:n_val]), (x[:1], yt[:1]))
+
+
+def test_folds_are_stratified_disjoint_and_cover_train_plus_val():
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    data = _bundle(y)
+    splits = cv.folds(data, 5, seed=42)
+    assert len(splits) == 5
+    pooled = torch.cat([data.train[1], data.val[1]]).numpy()
+    seen = np.concatenate([v for _, v in splits])
+    assert sorted(seen) == list(range(100))  # each row is held out exactly once
+    for train_rows, val_rows in splits:
+        assert not set(train_rows) & set(val_rows)
+        assert np.bincount(pooled[val_rows]).tolist() == [10, 6, 4]  # the class shares, exactly
+    # the same seed gives the same folds; another seed, others
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, cv.folds(data, 5, 42)))
+    assert not np.array_equal(splits[0][1], cv.folds(data, 5, 7)[0][1])
+
+
+def test_take_slices_train_plus_val_and_keeps_test():
+    data = _bundle(np.repeat([0, 1, 2], 10), n_val=6)
+    fold = cv.take(data, np.array([0, 7, 29]), np.array([3, 6]))
+    # positions in train+val: train rows first (x = 6..29), then val rows (x = 0..5)
+    assert fold.train[0][:, 0].tolist() == [6.0, 13.0, 5.0]
+    assert fold.val[0][:, 0].tolist() == [9.0, 12.0]
+    assert fold.test[0] is data.test[0] and fold.info["n_train"] == 3
+    assert cv.take(data, np.arange(30), None).val is None
+
+
+def test_regression_uses_plain_kfold_and_small_classes_are_a_data_error():
+    splits = cv.folds(_bundle(np.linspace(0, 1, 20), task="regression"), 4, seed=0)
+    assert sorted(np.concatenate([v for _, v in splits])) == list(range(20))
+    with pytest.raises(DataError, match="a class has only 3 rows .* lower trainer.cv_folds"):
+        cv.folds(_bundle(np.repeat([0, 1, 2], [20, 20, 3])), 5, seed=0)
+
+
+def test_csv_resplit_fits_the_scaler_on_the_fold_train_rows_only(tmp_path):
+    path = make_csv(tmp_path / "t.csv", n=120)
+    data = loader.load(OmegaConf.structured(CSVConfig(path=str(path))))
+    splits = cv.folds(data, 3, seed=42)
+    df = pd.read_csv(path)
+    rest = data.artifacts["splits.json"]["train"] + data.artifacts["splits.json"]["val"]
+    for train_rows, val_rows in splits:
+        fold = cv.take(data, train_rows, val_rows)
+        mean = fold.artifacts["preprocessing.json"]["fitted"]["scale"]["mean"]["f1"]
+        assert mean == pytest.approx(df.iloc[[rest[i] for i in train_rows]]["f1"].mean())
+        assert fold.artifacts["splits.json"]["val"] == sorted(rest[i] for i in val_rows)
+
+
+# ================================================================ trainer.strategy=ddp
+# Each global batch of dataset.batch_size rows is split between the ranks and DDP averages their
+# gradients, so 2 ranks follow the 1-process run up to floating-point summation order and the
+# last, unevenly split batch of each epoch. Stated tolerance: every epoch's val_loss within 0.01
+# and test accuracy within 0.01 of the 1-process run's.
+RUN = ["model=mlp", "dataset.batch_size=64", "trainer.epochs=3", "trainer.seed=3",
+       "trainer.progress=false", "tracking.log_model=false"]
+
+
+def torchrun(dlx, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--standalone", "-m", "dlx", "train", *args]
+    return subprocess.run(cmd, cwd=dlx.cwd, env=dlx.env, capture_output=True, text=True, timeout=300)
+
+
+def _values(client, run_id: str, key: str) -> list[float]:
+    return [v for _, v in _history(client, run_id, key)]
+
+
+def test_two_gloo_ranks_log_one_run_on_disjoint_shards_matching_one_process(dlx):
+    ddp = torchrun(dlx, *RUN, "trainer.strategy=ddp", "tracking.experiment=ddp")
+    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
+    assert ddp.stdout.count("test_accuracy=") == 1  # rank 0 reports; rank 1 stays quiet
+    dlx.train_here(*RUN, "trainer.strategy=single", "tracking.experiment=single")
+
+    client = dlx.client()
+    [run] = dlx.runs("ddp")  # one MLflow run for the two processes
+    [one] = dlx.runs("single")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["dlx.world_size"] == "2" and run.data.tags["dlx.backend"] == "gloo"
+
+    # each rank saw its own shard: no row trained on by both, every row by one of them
+    shards = json.loads(Path(client.download_artifacts(run.info.run_id, "distributed.json",
+                                                       dlx.cwd)).read_text())
+    assert shards["world_size"] == 2 and shards["rows_seen_by_several_ranks"] == 0
+    assert shards["rows_seen"] == shards["rows"] == sum(shards["rows_per_rank"])
+    assert min(shards["rows_per_rank"]) >= shards["rows"] // 2 - 32  # about half each
+
+    # metrics follow the 1-process run within the stated tolerance
+    ddp_val, one_val = _values(client, run.info.run_id, "val_loss"), _values(client, one.info.run_id, "val_loss")
+    assert len(ddp_val) == len(one_val) == 3
+    assert max(abs(a - b) for a, b in zip(ddp_val, one_val)) <= 0.01, (ddp_val, one_val)
+    assert abs(run.data.metrics["test_accuracy"] - one.data.metrics["test_accuracy"]) <= 0.01
+    assert one.data.metrics["test_accuracy"] > 0.8
+
+    # rank 1 leaves no run dir of its own
+    assert len(list((dlx.cwd / "outputs" / "runs").glob("*/*"))) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trainer.strategy=ddp"], "start it with `torchrun --nproc_per_node=N -m dlx train"),
+    (["trainer.strategy=ring"], "trainer.strategy=ring is not one of auto, single, ddp"),
+])
+def test_ddp_outside_torchrun_is_one_clear_line(dlx, args, message):
+    proc = dlx.train("model=logistic", "trainer.epochs=1", *args, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+    assert all(r.info.status != "RUNNING" for r in dlx.runs())
