@@ -1,8 +1,13 @@
-"""`dlx train` end to end: accuracy on real data, what the MLflow store holds, reproducibility."""
+"""`dlx train` end to end: accuracy on real data, what the MLflow store holds, reproducibility,
+multirun nesting, where runs are recorded, and how a run ends: FINISHED, FAILED (a diverging
+run) or KILLED (Ctrl-C, SIGTERM; exit 130)."""
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -57,23 +62,25 @@ def test_default_cnn_on_digits_is_accurate_and_fully_recorded(dlx):
     assert (pred == digits.target).mean() > 0.97
 
 
-def test_same_seed_gives_identical_metrics(dlx):
-    args = ("model=mlp", "trainer.epochs=3", "trainer.device=cpu")
-    dlx.train(*args)
-    dlx.train(*args)
-    a, b = dlx.runs()
-    client = dlx.client()
+def test_same_seed_gives_identical_metrics(dlx, digits_run):
+    # the session's digits MLP (`model=mlp trainer.epochs=3 trainer.device=cpu`), run again here
+    first, a = digits_run
+    dlx.train("model=mlp", "trainer.epochs=3", "trainer.device=cpu")
+    (b,) = dlx.runs()
     for key in ("train_loss", "val_loss", "val_accuracy"):
-        ha = [m.value for m in client.get_metric_history(a.info.run_id, key)]
-        hb = [m.value for m in client.get_metric_history(b.info.run_id, key)]
-        assert ha == hb and len(ha) == 3
-    assert a.data.metrics["test_loss"] == b.data.metrics["test_loss"]
+        ha = [m.value for m in sorted(first.client().get_metric_history(a.info.run_id, key),
+                                      key=lambda m: m.step)]
+        hb = [m.value for m in sorted(dlx.client().get_metric_history(b.info.run_id, key),
+                                      key=lambda m: m.step)]
+        assert ha == hb and len(ha) == 3, key
+    for key in ("test_loss", "test_accuracy"):
+        assert a.data.metrics[key] == b.data.metrics[key], key
 
 
 def test_linear_regression_recovers_weight_and_bias(dlx):
-    dlx("train", "model=linear", "dataset=synthetic_linear", "optimizer=sgd", "optimizer.lr=0.1",
-        "trainer.epochs=300", "trainer.monitor=val_r2", "trainer.monitor_mode=max",
-        "trainer.progress=false")
+    dlx.train_here("model=linear", "dataset=synthetic_linear", "optimizer=sgd", "optimizer.lr=0.1",
+                   "trainer.epochs=300", "trainer.monitor=val_r2", "trainer.monitor_mode=max",
+                   "trainer.checkpoint_every=0", log_model=True)
     (run,) = dlx.runs()
 
     model = dlx.model(run)
@@ -83,8 +90,9 @@ def test_linear_regression_recovers_weight_and_bias(dlx):
 
 
 def test_logistic_regression_separates_the_synthetic_classes(dlx):
-    dlx.train("model=logistic", "dataset=synthetic_logistic", "dataset.n_samples=400",
-              "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=100")
+    dlx.train_here("model=logistic", "dataset=synthetic_logistic", "dataset.n_samples=400",
+                   "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=100",
+                   "trainer.checkpoint_every=0")
     (run,) = dlx.runs()
     assert run.data.metrics["test_accuracy"] >= 0.9
 
@@ -131,12 +139,42 @@ def test_tracking_uri_override_points_at_another_store(dlx, tmp_path):
     assert len(client.search_runs([exp.experiment_id])) == 1
 
 
-def test_metrics_history_matches_numpy_shapes():
-    # guard for the Spec/Bundle contract every model relies on
-    from dlx.data.bundle import Spec, split
+# ------------------------------------------------------------------------------ how a run ends
+def test_diverging_training_ends_the_run_failed(dlx):
+    proc = dlx.train("optimizer=sgd", "optimizer.lr=1e6", "trainer.epochs=3", check=False)
+    assert proc.returncode == 1
+    assert "learning rate is probably too high" in proc.stderr
+    (run,) = dlx.runs()
+    assert run.info.status == "FAILED"
 
-    x = np.random.default_rng(0).random((50, 2))
-    y = (x.sum(1) > 1).astype(int)
-    b = split(x, y, Spec("binary", (2,), 1), 0.2, 0.1, 42)
-    assert b.train[1].shape[1] == 1 and b.train[1].dtype == torch.float32
-    assert len(b.train[0]) + len(b.val[0]) + len(b.test[0]) == 50
+
+def test_interrupt_ends_the_run_killed_with_exit_130(dlx):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", "trainer.epochs=500", "trainer.progress=false",
+         "tracking.log_model=false"],
+        cwd=dlx.cwd, env=dlx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until training is under way
+        if line.startswith("epoch 2:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "KILLED" in err
+    (run,) = dlx.runs()
+    assert run.info.status == "KILLED"
+
+
+def test_sigterm_also_ends_the_run_killed(dlx):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", "trainer.epochs=500", "trainer.progress=false",
+         "tracking.log_model=false", "model=mlp"],
+        cwd=dlx.cwd, env=dlx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 2:"):
+            break
+    proc.terminate()
+    proc.communicate(timeout=60)
+    time.sleep(0.1)
+    assert proc.returncode == 130
+    (run,) = dlx.runs()
+    assert run.info.status == "KILLED"
