@@ -142,7 +142,7 @@ def runs(
                               "(or of --sweep): its parameters, score and test report"),
     columns: str = typer.Option(None, "--columns", help="comma-separated params, metrics or tags "
                                 "to show, e.g. optimizer.lr,val_loss,dlx.output_dir"),
-    show_all: bool = typer.Option(False, "--all", help="every param and metric as a column"),
+    show_all: bool = typer.Option(False, "--all", help="every param, metric and tag of each run"),
     as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
     uri: str = URI,
 ) -> None:
@@ -169,10 +169,11 @@ def runs(
     else:
         from dlx.sweep.report import swept_params
 
+        if show_all:
+            tables.run_details(rows)
+            return
         if columns:
             shown = [c.strip() for c in columns.split(",") if c.strip()]
-        elif show_all:
-            shown = sorted({k for r in rows for k in (*r["params"], *r["metrics"])})
         else:
             shown = tables.run_columns(rows, swept_params(rows) if sweep else None)
         tables.runs(rows, shown)

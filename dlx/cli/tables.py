@@ -41,7 +41,7 @@ def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
     by name (metrics shown to 4 significant digits)."""
     from rich import box
 
-    table = Table(title=f"{len(rows)} runs", box=box.SIMPLE_HEAD, pad_edge=False)  # narrower
+    table = Table(title=f"{len(rows)} runs", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("name", no_wrap=True, min_width=max((len(r["run_name"]) for r in rows), default=4))
     table.add_column("status", no_wrap=True)
     for col in columns:
@@ -57,6 +57,17 @@ def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
                 cells.append(str(r["params"].get(col, r["tags"].get(col, ""))))
         table.add_row(r["run_name"], r["status"], *cells)
     _print(table)
+
+
+def run_details(rows: list[dict[str, Any]]) -> None:
+    """Every param, metric and tag of each run, one `key: value` line each (`dlx runs --all`)."""
+    import typer
+
+    for r in rows:
+        typer.echo(f"{r['run_name']} ({r['run_id']}) {r['status']}")
+        for kind in ("params", "metrics", "tags"):
+            for key, value in sorted(r[kind].items()):
+                typer.echo(f"  {key}: {f'{value:.6g}' if kind == 'metrics' else value}")
 
 
 def run_columns(rows: list[dict[str, Any]], axes: list[str] | None) -> list[str]:

@@ -143,6 +143,16 @@ class Handler:
         run["monitor"] = SystemMetricsMonitor(run["id"], sampling_interval=2, tracking_uri=run["uri"])
         run["monitor"].start()
 
+    @staticmethod
+    def _last_sample(monitor) -> None:
+        """Stop the monitor. MLflow's logs a sample only after a whole sampling interval, so a
+        run shorter than that would have none: it gets the one taken at its end."""
+        monitor.finish()
+        if getattr(monitor, "_logging_step", 1) == 0:
+            monitor.collect_metrics()
+            monitor.publish_metrics(monitor.aggregate_metrics())
+            monitor.mlflow_logger.flush()
+
     def logged_steps(self, key: str, metric: str) -> list[int]:
         run = self.runs[key]
         return sorted({m.step for m in run["client"].get_metric_history(run["id"], metric)})
@@ -211,7 +221,7 @@ class Handler:
         if run is None:  # it never started: that failure has been reported already
             return
         if run.get("monitor"):
-            run["monitor"].finish()
+            self._last_sample(run["monitor"])
         self.store.retry(run["client"].set_terminated, run["id"], status, end_time=end_ms or _now())
 
     # -- sweeps
