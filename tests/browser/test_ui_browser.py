@@ -103,16 +103,17 @@ def test_ui_lists_the_run_and_shows_its_test_metric(browser, dlx):
     dlx.client().search_experiments()  # creates ./mlflow.db: the UI and the run never both migrate it
     with _ui(dlx) as ready:
         # train while MLflow's server starts, as a user watching runs come in would
-        dlx.train("model=linear", "dataset=synthetic_linear", "trainer.epochs=2")
+        printed = dlx.train("model=linear", "dataset=synthetic_linear", "trainer.epochs=2").stdout
         (run,) = dlx.runs()
         name, run_id, exp = run.info.run_name, run.info.run_id, run.info.experiment_id
         test_loss = run.data.metrics["test_loss"]
         SHOTS.mkdir(parents=True, exist_ok=True)
         url = ready()
 
-        # the experiment page, in MLflow's "Model training" view, lists the run by name...
+        # the experiment page, in MLflow's "Model training" view, lists the run by name, with
+        # its dataset in the Dataset column...
         browser.get(f"{url}/#/experiments/{exp}/runs?workflowType=machine_learning")
-        _wait_for_text(browser, [name], "experiment.png")
+        _wait_for_text(browser, [name, "synthetic_linear ("], "experiment.png")
         browser.save_screenshot(str(SHOTS / "experiment.png"))
         link = browser.find_element(By.CSS_SELECTOR, f"a[href*='/runs/{run_id}']")
         assert link.text == name
@@ -127,3 +128,11 @@ def test_ui_lists_the_run_and_shows_its_test_metric(browser, dlx):
         heading = browser.find_element(By.XPATH, "//*[starts-with(normalize-space(), 'Metrics (')]")
         browser.execute_script("arguments[0].scrollIntoView()", heading)
         browser.save_screenshot(str(SHOTS / "run.png"))
+
+        # the link `dlx train` printed opens the run in the Model-training view, not under the
+        # GenAI view's "Evaluations" (MLflow 3.17's default): the sidebar has no GenAI items
+        (link_line,) = [line.strip() for line in printed.splitlines() if "/#/experiments/" in line]
+        browser.get(link_line.replace("http://127.0.0.1:5000", url))
+        text = _wait_for_text(browser, [name, "Model metrics", "System metrics"], "link.png")
+        assert "Judges" not in text and "Evaluations" not in text.splitlines()[:40], text[:800]
+        browser.save_screenshot(str(SHOTS / "link.png"))
