@@ -131,3 +131,17 @@ def test_other_values_hydra_refuses_are_one_line_with_the_quoted_form(dlx):
     assert proc.stderr.strip() == (
         "dlx: error: cannot read the override tracking.experiment=我的实验: Hydra's override grammar "
         "refuses some of its characters unquoted; type it quoted: 'tracking.experiment=\"我的实验\"'")
+
+
+def test_shell_completion_reads_past_a_path_in_chinese(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    words = "dlx train dataset=csv dataset.path = 我的数据/表.csv trainer.ep"
+    env = {**os.environ, "_DLX_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - 1)}
+    proc = subprocess.run([str(Path(sys.executable).parent / "dlx")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "trainer.epochs=" in proc.stdout.split()
