@@ -1,5 +1,6 @@
-"""Regularizers through `dlx train`: l1 zeroes weights, l2 shrinks them, dropout sites follow the
-regularizer, early stopping stops an overfitting run and logs the best epoch's model."""
+"""Regularizers as `dlx train` trains with them (dlx.run.train, in this process): l1 zeroes
+weights, l2 shrinks them, dropout sites follow the regularizer, early stopping stops an
+overfitting run and logs the best epoch's model; bad values are one line from the real CLI."""
 
 import math
 from pathlib import Path
@@ -34,9 +35,9 @@ def test_l1_zeroes_most_weights_and_l2_shrinks_the_norm(dlx, tmp_path):
               "optimizer=sgd", "optimizer.lr=0.01", "trainer.epochs=100", "trainer.device=cpu",
               "trainer.monitor=val_r2", "trainer.monitor_mode=max",
               "trainer.checkpoint_every=1000")  # one checkpoint, at the end: the weights read below
-    dlx.train(*linear, "regularizer=none")
-    dlx.train(*linear, "regularizer=[l1]", "regularizer.l1.weight=1.0")
-    dlx.train(*linear, "regularizer=[l2]", "regularizer.l2.weight=0.2")
+    dlx.train_here(*linear, "regularizer=none")
+    dlx.train_here(*linear, "regularizer=[l1]", "regularizer.l1.weight=1.0")
+    dlx.train_here(*linear, "regularizer=[l2]", "regularizer.l2.weight=0.2")
     runs = {next((k for k in ("l1", "l2") if f"regularizer.{k}.weight" in r.data.params), "none"): r
             for r in dlx.runs()}
     w = {k: _weights(r) for k, r in runs.items()}
@@ -70,9 +71,10 @@ def test_dropout_and_early_stopping_together(dlx):
     from dlx.training.evaluation import evaluate
 
     # lr=0.01 makes the MLP overfit the small digits train split within a few epochs
-    dlx("train", "model=mlp", "optimizer.lr=0.01", "trainer.epochs=100", "trainer.device=cpu",
-        "regularizer=[dropout,early_stopping]", "regularizer.dropout.p=0.3",
-        "regularizer.early_stopping.patience=3", "trainer.progress=false")
+    dlx.train_here("model=mlp", "optimizer.lr=0.01", "trainer.epochs=100", "trainer.device=cpu",
+                   "regularizer=[dropout,early_stopping]", "regularizer.dropout.p=0.3",
+                   "regularizer.early_stopping.patience=3", "trainer.checkpoint_every=0",
+                   log_model=True)
     (run,) = dlx.runs()
     model = dlx.model(run)
 
@@ -90,18 +92,17 @@ def test_dropout_and_early_stopping_together(dlx):
     assert best == 1 + int(np.argmin(history)) and stopped == best + 3
 
     # the logged model is the best epoch's: its val loss is the best epoch's logged val_loss
-    cfg = OmegaConf.load(Path(run.data.tags["dlx.output_dir"]) / ".hydra" / "config.yaml")
+    # the run's resolved config, as logged with it
+    cfg = OmegaConf.load(Path(run.info.artifact_uri.removeprefix("file://")) / "config.yaml")
     data = loader.load(cfg.dataset)
     val, _ = evaluate(model, *data.val, data.spec.task, cfg.dataset.batch_size, data.transform)
     assert val["loss"] == pytest.approx(history[best - 1], rel=1e-5)
     assert val["loss"] < history[-1]
 
 
-def test_without_the_dropout_regularizer_there_is_no_dropout(dlx):
-
-    dlx("train", "model=mlp", "trainer.epochs=1", "trainer.device=cpu", "regularizer=none",
-        "trainer.progress=false")
-    (run,) = dlx.runs()
+def test_without_the_dropout_regularizer_there_is_no_dropout(digits_run):
+    dlx, run = digits_run  # an MLP trained with the default regularizer=[none]
+    assert not any(key.startswith("regularizer.dropout") for key in run.data.params)
     model = dlx.model(run)
     drops = _dropout_modules(model)
     assert drops and all(m.p == 0.0 for m in drops)  # the sites exist, at p=0
@@ -132,11 +133,11 @@ def test_penalties_cover_weights_not_biases_or_norm_params():
     net = _net()
     cfg = OmegaConf.create({"l1": {"weight": 0.5, "include_bias": False},
                             "l2": {"weight": 0.25, "decoupled": False, "include_bias": False}})
-    regs = regularizers.build(cfg, net, "torch.optim.SGD", "val_loss", "min")
+    regs = regularizers.build(cfg, net, "val_loss", "min")
     weights = [p for p in net.parameters() if p.dim() >= 2]
     want = sum(0.5 * p.abs().sum() + 0.25 * p.pow(2).sum() for p in weights)
     assert torch.allclose(regs.penalty(), want)
-    assert regs.dropout_sites == 1 and _dropout_modules(net)[0].p == 0.0
+    assert len(_dropout_modules(net)) == 1 and _dropout_modules(net)[0].p == 0.0
 
 
 def test_decoupled_l2_gives_adamw_decayed_weights_and_undecayed_biases():
@@ -144,7 +145,7 @@ def test_decoupled_l2_gives_adamw_decayed_weights_and_undecayed_biases():
 
     net = _net()
     cfg = OmegaConf.create({"l2": {"weight": 0.1, "decoupled": True, "include_bias": False}})
-    regs = regularizers.build(cfg, net, "torch.optim.AdamW", "val_loss", "min")
+    regs = regularizers.build(cfg, net, "val_loss", "min")
     assert regs.penalty is None
     opt = torch.optim.AdamW(regs.params, lr=0.01)
     decayed, other = opt.param_groups

@@ -14,7 +14,6 @@ from dlx.config.regularizer import MODES, monitor
 class SchedulerConfig:
     name: str = "none"  # none: the optimizer's lr for every epoch
     READS_EPOCHS: ClassVar[bool] = False  # the schedule's shape depends on trainer.epochs
-    PER_BATCH: ClassVar[bool] = False  # stepped every batch (else every epoch)
 
 
 @dataclass
@@ -52,7 +51,6 @@ class OneCycleSchedulerConfig(SchedulerConfig):
     final_div_factor: float = positive(1e4)  # the last lr is start lr / final_div_factor
     cycle_momentum: bool = False  # true also cycles SGD momentum / Adam beta1 (needs one)
     READS_EPOCHS: ClassVar[bool] = True
-    PER_BATCH: ClassVar[bool] = True
 
 
 OPTIONS = {"none": SchedulerConfig, "step": StepSchedulerConfig, "cosine": CosineSchedulerConfig,

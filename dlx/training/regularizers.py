@@ -25,7 +25,6 @@ class Regularizers:
     params: Any  # what the optimizer is built with: parameters, or groups with their weight decay
     penalty: Callable[[], torch.Tensor] | None  # l1/l2 term added to each batch's loss; None: none
     early_stopping: EarlyStopping | None  # watches the monitored metric; None without a val split
-    dropout_sites: int = 0  # nn.Dropout modules whose p was set
 
 
 def build(cfg, model: nn.Module, monitor: str, monitor_mode: str,
@@ -34,7 +33,7 @@ def build(cfg, model: nn.Module, monitor: str, monitor_mode: str,
     selected = set(cfg.keys()) if cfg is not None else set()
 
     # dropout: the regularizer sets the rate at every site; not selected -> off (p=0)
-    sites = set_dropout(model, cfg.dropout.p if "dropout" in selected else 0.0)
+    set_dropout(model, cfg.dropout.p if "dropout" in selected else 0.0)
 
     # l2 as decoupled weight decay: AdamW's param groups, the weights decayed, biases not
     params: Any = model.parameters()
@@ -57,7 +56,7 @@ def build(cfg, model: nn.Module, monitor: str, monitor_mode: str,
         stopper = EarlyStopping(es.monitor, es.mode, es.patience, es.min_delta, es.restore_best)
     elif has_val:
         stopper = EarlyStopping(monitor, monitor_mode)
-    return Regularizers(params, _penalty(terms) if terms else None, stopper, sites)
+    return Regularizers(params, _penalty(terms) if terms else None, stopper)
 
 
 def penalized(model: nn.Module, include_bias: bool = False) -> list[nn.Parameter]:
