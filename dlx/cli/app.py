@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -36,6 +37,19 @@ def fail(message: str, code: int = 1):
     """Report a user's mistake and exit."""
     err(message)
     raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reported():
+    """The one place a user's mistake (a DlxError) becomes its `dlx: error:` line and exit 1."""
+    from dlx.errors import DlxError
+
+    try:
+        yield
+    except DlxError as e:
+        if debug():
+            raise
+        fail(str(e))
 
 
 def width() -> int | None:

@@ -11,18 +11,7 @@ from pathlib import Path
 import typer
 
 from dlx.cli import tables
-from dlx.cli.app import RUN, URI, app, fail
-
-
-@contextlib.contextmanager
-def _errors():
-    """The user's mistakes (DlxError) as one line and exit 1."""
-    from dlx.errors import DlxError
-
-    try:
-        yield
-    except DlxError as e:
-        fail(str(e))
+from dlx.cli.app import RUN, URI, app, fail, reported
 
 
 @app.command("eval", context_settings={"allow_extra_args": True})
@@ -43,7 +32,7 @@ def eval_(
     if split not in ("test", "val"):
         fail(f"--split {split} is not one of test, val")
     store = resolve_uri(uri)
-    with _errors():
+    with reported():
         loaded = inference.load(run, store, ctx.args)
         result = inference.evaluate(loaded, split)
         if log:
@@ -74,7 +63,7 @@ def predict(
     from dlx import inference
     from dlx.tracking import resolve_uri
 
-    with _errors():
+    with reported():
         rows = inference.predict(inference.load(run, resolve_uri(uri)), source)
     fields = list(dict.fromkeys(k for r in rows for k in r))
     with open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as f:
@@ -99,7 +88,7 @@ def explain(
     from dlx.tracking import queries, resolve_uri
 
     store = resolve_uri(uri)
-    with _errors():
+    with reported():
         loaded = inference.load(run, store)
         folder = out or Path(loaded.run["tags"].get("dlx.output_dir", ".")) / "explain"
         result = explaining.explain(loaded, folder)
@@ -125,7 +114,7 @@ def export(
 
     if fmt not in ("pt2", "pickle"):
         fail(f"--format {fmt} is not one of pt2, pickle")
-    with _errors():
+    with reported():
         model_uri, run_id = inference.export(run, resolve_uri(uri), fmt)
     typer.echo(f"run {run_id}: MLflow model {model_uri} (tag dlx.model_uri); load it with "
                f"mlflow.pytorch.load_model('{model_uri}')")
@@ -153,7 +142,7 @@ def runs(
     from dlx.tracking import resolve_uri
 
     store = resolve_uri(uri)
-    with _errors():
+    with reported():
         if best:
             from dlx.sweep.report import best_of
 
@@ -210,7 +199,7 @@ def ui(
     from dlx.tracking import ui_link
     from dlx.tracking.queries import experiment_id, ui_command
 
-    with _errors():
+    with reported():
         exp = experiment_id(store, experiment)
     table = ui_link(store, exp, ui=f"http://{host}:{port}") if exp else f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {store} (Ctrl-C to stop); the runs of experiment {experiment!r}: "
