@@ -1,8 +1,10 @@
-"""The CLI surface: help, composed config, and that help stays light."""
+"""The CLI surface: help, composed config, shell completion of `dlx train` overrides, and that
+help, completion and a default run import only what they use."""
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_help_does_not_import_torch_mlflow_or_hydra():
@@ -79,3 +81,52 @@ def test_compile_loads_the_real_dynamo_after_the_stand_in():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+# ------------------------------------------------------------------------------ completion
+def _complete(words: str, cword: int, tmp_path) -> list[str]:
+    """What bash gets on <TAB> from the installed `dlx` script (Typer's bash completion)."""
+    env = {**os.environ, "_DLX_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(cword)}
+    proc = subprocess.run([str(Path(sys.executable).parent / "dlx")], env=env, cwd=tmp_path,
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_completion_of_commands_groups_options_and_keys(tmp_path):
+    assert _complete("dlx tr", 1, tmp_path) == ["train"]
+    assert _complete("dlx train mod", 2, tmp_path) == ["model=", "model."]
+    # bash splits at "=": `model=<TAB>` and `model=cn<TAB>` complete the part after it
+    options = _complete("dlx train model =", 3, tmp_path)
+    assert {"cnn", "mlp", "lstm", "resnet18"} <= set(options) and "model=cnn" not in options
+    assert _complete("dlx train model = cnn", 4, tmp_path) == ["cnn", "cnn_cifar"]
+    # zsh passes the word whole
+    assert _complete("dlx train optimizer=ad", 2, tmp_path) == ["optimizer=adagrad",
+                                                                "optimizer=adam",
+                                                                "optimizer=adamw"]
+    # keys follow the option chosen earlier on the line (sgd has momentum, adam does not)
+    sgd = _complete("dlx train optimizer = sgd optimizer.", 5, tmp_path)
+    assert "optimizer.momentum=" in sgd and "optimizer.lr=" in sgd
+    assert "optimizer.momentum=" not in _complete("dlx train optimizer.", 2, tmp_path)
+    assert _complete("dlx train trainer.progr", 2, tmp_path) == [
+        "trainer.progress=", "trainer.progress=true", "trainer.progress=false"]
+    assert _complete("dlx train regularizer = [l2,dro", 4, tmp_path) == ["[l2,dropout"]
+    assert "+experiment=seed_rnn" in _complete("dlx train exp", 2, tmp_path)
+    assert "--multirun" in _complete("dlx train --mu", 2, tmp_path)
+    assert "dataset.target=" in _complete("dlx config show dataset = csv dataset.t", 6, tmp_path)
+
+
+def test_completion_imports_neither_torch_nor_mlflow():
+    code = ("import os, sys\n"
+            "os.environ.update(_DLX_COMPLETE='complete_bash', COMP_WORDS='dlx train model.',"
+            " COMP_CWORD='2')\n"
+            "sys.argv = ['dlx']\n"
+            "from dlx.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'mlflow', 'hydra', 'sklearn') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "model.channels=" in proc.stdout.split()

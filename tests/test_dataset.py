@@ -1,6 +1,8 @@
 """Datasets end to end: tiny copies in the real on-disk formats (MNIST IDX files, CIFAR-10 python
-batches, aclImdb folders, CSV tables, an ImageFolder of PNGs), trained through `dlx train`, then
-the run's record read back: accuracy, split sizes, the saved vocabulary and preprocessing."""
+batches, aclImdb folders, CSV tables, an ImageFolder of PNGs), trained as `dlx train` trains them
+(dlx.run.train, in this process), then the run's record read back: accuracy, split sizes, the
+saved vocabulary and preprocessing. Every loader hands over tensors of the shapes and dtypes the
+Bundle/Spec contract promises; bad data is one clear line through the real `dlx train`."""
 
 import json
 from pathlib import Path
@@ -28,14 +30,6 @@ from dlx.data import registry as loader, text, vision
 from dlx.errors import DataError
 
 
-@pytest.fixture
-def dlx(dlx):
-    """The conftest `dlx`, one BLAS/OpenMP thread: these models are tiny, and on a shared 2-core
-    machine more threads only wait for each other."""
-    dlx.env["OMP_NUM_THREADS"] = "1"
-    return dlx
-
-
 def _artifact(run, name):
     return Path(run.info.artifact_uri.removeprefix("file://")) / name
 
@@ -53,7 +47,7 @@ def _one_run(dlx):
 # ----------------------------------------------------------------------------------- images
 def test_mnist_keeps_the_published_test_split_and_uint8_pixels(dlx, tmp_path):
     root = make_mnist(tmp_path / "data", n_train=300, n_test=100)
-    dlx.train("dataset=mnist", f"dataset.root={root}", "trainer.epochs=3", "trainer.device=cpu")
+    dlx.train_here("dataset=mnist", f"dataset.root={root}", "trainer.epochs=3", "trainer.device=cpu")
     run = _one_run(dlx)
     assert run.data.metrics["test_accuracy"] >= 0.9, run.data.metrics
     info = _json(run, "data.json")
@@ -77,8 +71,8 @@ def test_fashion_mnist_reads_its_own_folder_and_class_names(tmp_path):
 
 def test_cifar10_trains_with_augmentation_on_the_device(dlx, tmp_path):
     root = make_cifar10(tmp_path / "data", n_train=300, n_test=100)
-    dlx.train("dataset=cifar10", f"dataset.root={root}", "dataset.verify=false",
-              "dataset.crop_padding=4", "dataset.hflip=true", "trainer.epochs=4")
+    dlx.train_here("dataset=cifar10", f"dataset.root={root}", "dataset.verify=false",
+                   "dataset.crop_padding=4", "dataset.hflip=true", "trainer.epochs=4")
     run = _one_run(dlx)
     assert run.data.metrics["test_accuracy"] >= 0.8, run.data.metrics
     assert _json(run, "data.json")["n_test"] == 100
@@ -87,8 +81,8 @@ def test_cifar10_trains_with_augmentation_on_the_device(dlx, tmp_path):
 
 def test_image_folder_is_grayscaled_resized_and_split(dlx, tmp_path):
     root = make_image_folder(tmp_path / "shapes", n_per_class=30)
-    dlx.train("dataset=image_folder", f"dataset.root={root}", "trainer.epochs=20",
-              "dataset.batch_size=16")
+    dlx.train_here("dataset=image_folder", f"dataset.root={root}", "trainer.epochs=20",
+                   "dataset.batch_size=16")
     run = _one_run(dlx)
     assert run.data.metrics["test_accuracy"] >= 0.6, run.data.metrics  # chance: 1/3
     info = _json(run, "data.json")
@@ -131,8 +125,8 @@ def test_imdb_vocabulary_comes_from_train_only_and_is_saved(dlx, tmp_path):
     # a word only the test split holds, and one only the train split holds
     (root / "aclImdb/test/pos/999_9.txt").write_text("zyzzyva zyzzyva zyzzyva great film")
     (root / "aclImdb/train/pos/999_9.txt").write_text("trainword trainword trainword great film")
-    dlx.train("dataset=imdb", f"dataset.root={root}", "model=lstm", "optimizer.lr=0.01",
-              "trainer.epochs=10", "dataset.max_len=40", "dataset.batch_size=16")
+    dlx.train_here("dataset=imdb", f"dataset.root={root}", "model=lstm", "optimizer.lr=0.01",
+                   "trainer.epochs=10", "dataset.max_len=40", "dataset.batch_size=16")
     run = _one_run(dlx)
     assert run.data.metrics["test_accuracy"] >= 0.75, run.data.metrics  # chance: 1/2
     vocab = _json(run, "vocab.json")
@@ -157,7 +151,7 @@ def test_tokenize_and_encode_reproduce_the_training_input():
 # ------------------------------------------------------------------------------------- csv
 def test_csv_classification_with_missing_values_outliers_and_categoricals(dlx, tmp_path):
     path = make_csv(tmp_path / "table.csv", n=300)
-    dlx.train("dataset=csv", f"dataset.path={path}", "model=mlp", "trainer.epochs=30")
+    dlx.train_here("dataset=csv", f"dataset.path={path}", "model=mlp", "trainer.epochs=30")
     run = _one_run(dlx)
     assert run.data.metrics["test_accuracy"] >= 0.85, run.data.metrics  # chance: 1/3
     pre = _json(run, "preprocessing.json")
@@ -185,9 +179,9 @@ def test_csv_classification_with_missing_values_outliers_and_categoricals(dlx, t
 
 def test_csv_regression_is_inferred_and_iqr_outliers_are_dropped_from_train(dlx, tmp_path):
     path = make_csv(tmp_path / "prices.csv", n=300, task="regression")
-    dlx.train("dataset=csv", f"dataset.path={path}", "dataset.outliers=iqr", "model=linear",
-              "optimizer=sgd", "optimizer.lr=0.05", "trainer.epochs=50",
-              "trainer.monitor=val_r2", "trainer.monitor_mode=max")
+    dlx.train_here("dataset=csv", f"dataset.path={path}", "dataset.outliers=iqr", "model=linear",
+                   "optimizer=sgd", "optimizer.lr=0.05", "trainer.epochs=50",
+                   "trainer.monitor=val_r2", "trainer.monitor_mode=max")
     run = _one_run(dlx)
     assert run.data.metrics["test_r2"] >= 0.9, run.data.metrics
     assert _json(run, "data.json")["task"] == "regression"
@@ -260,3 +254,79 @@ def test_more_bad_files_raise_one_line_data_errors(tmp_path, make, schema, optio
     with pytest.raises(DataError) as e:
         _load(schema, **where, **options)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------- the Bundle/Spec contract
+def _assert_tensors_follow_the_spec(data) -> None:
+    """What every model and loss relies on (dlx/data/bundle.py): features float32, or int64 token
+    ids when spec.vocab_size > 0 (images may be stored as uint8: the batch transform makes them
+    float32); targets long (N,) in [0, classes) for multiclass, float32 (N, 1) for binary (0/1)
+    and regression, the inputs themselves for reconstruction; x and y of a split equally long."""
+    import torch
+
+    spec = data.spec
+    for name in ("train", "val", "test"):
+        part = getattr(data, name)
+        if part is None:
+            continue
+        x, y = part
+        assert len(x) == len(y) > 0, name
+        assert tuple(x.shape[1:]) == tuple(spec.input_shape), (name, x.shape, spec.input_shape)
+        if spec.vocab_size > 0:
+            assert x.dtype == torch.int64 and 0 <= int(x.min()) and int(x.max()) < spec.vocab_size
+        else:
+            assert x.dtype in (torch.float32, torch.uint8), (name, x.dtype)
+            assert data.batch(x[:4], train=False).dtype == torch.float32, name
+        if spec.task == "multiclass":
+            assert y.dtype == torch.int64 and y.shape == (len(x),), (name, y.dtype, y.shape)
+            assert 0 <= int(y.min()) and int(y.max()) < spec.num_outputs
+        elif spec.task in ("binary", "regression"):
+            assert y.dtype == torch.float32 and y.shape == (len(x), 1), (name, y.dtype, y.shape)
+            if spec.task == "binary":
+                assert set(y.unique().tolist()) <= {0.0, 1.0}
+        else:
+            assert spec.task == "reconstruction"
+            assert y.dtype == torch.float32 and torch.equal(y, data.batch(x, train=False))
+
+
+@pytest.mark.parametrize("task,vocab", [("multiclass", 0), ("binary", 0), ("regression", 0),
+                                        ("binary", 1000)], ids=["multiclass", "binary", "regression",
+                                                                "token ids"])
+def test_split_follows_the_spec_contract_and_is_disjoint_and_complete(task, vocab):
+    from dlx.data.bundle import Spec, split
+
+    n = 200
+    rng = np.random.default_rng(0)
+    rows = np.arange(n)
+    # column 0 is the row number (a token id < vocab too), so each split says which rows it holds
+    x = np.stack([rows, rng.integers(2, 50, n)], axis=1)
+    y = {"multiclass": rows % 3, "binary": rows % 2, "regression": rng.normal(size=n)}[task]
+    spec = Spec(task, (2,), 3 if task == "multiclass" else 1, vocab_size=vocab)
+    data = split(x if vocab else x.astype(np.float64), y, spec, 0.2, 0.1, 42)
+    _assert_tensors_follow_the_spec(data)
+    held = {name: getattr(data, name)[0][:, 0].long().numpy() for name in ("train", "val", "test")}
+    assert sorted(np.concatenate(list(held.values()))) == list(range(n))  # complete, disjoint
+    assert (len(held["test"]), len(held["val"])) == (40, 16)  # ceil(0.2 * 200), ceil(0.1 * 160)
+    for name, part_rows in held.items():  # each target travels with its row
+        want = np.asarray(y[part_rows], dtype=np.float32 if task != "multiclass" else np.int64)
+        assert np.array_equal(getattr(data, name)[1].numpy().reshape(len(part_rows)), want), name
+    assert data.info == {"n_train": 144, "n_val": 16, "n_test": 40}
+
+
+@pytest.mark.parametrize("name,rows", [("digits", 1797), ("synthetic_linear", 100),
+                                       ("synthetic_logistic", 200), ("synthetic_sequence", 100)])
+def test_offline_datasets_follow_the_spec_contract(name, rows):
+    from fixtures.runs import compose
+
+    cfg = compose(f"dataset={name}").dataset
+    if "n_samples" in cfg:
+        rows = cfg.n_samples
+    data = loader.load(cfg)
+    _assert_tensors_follow_the_spec(data)
+    sizes = [len(part[0]) for part in (data.train, data.val, data.test) if part is not None]
+    assert sum(sizes) == rows
+    assert (data.info["n_train"], data.info["n_test"]) == (len(data.train[0]), len(data.test[0]))
+    if name == "digits":  # and as an autoencoder reads it: targets are the (float) inputs
+        recon = data.for_reconstruction()
+        assert recon.spec.task == "reconstruction" and recon.spec.num_outputs == 64
+        _assert_tensors_follow_the_spec(recon)

@@ -1,24 +1,14 @@
-"""Using a run: `dlx eval` reproduces its test metrics, `dlx predict` agrees with eval."""
+"""Using a finished run: `dlx eval` reproduces its test metrics, `dlx explain` logs saliency maps
+or permutation importances, `dlx export` registers an MLflow model, and `dlx.load_model` gives the
+trained network back (weights, no pickle). `dlx predict` is in test_predict.py."""
 
 import csv
 import json
 from pathlib import Path
 
-import numpy as np
-import pytest
 
-
-@pytest.fixture(scope="module")
-def trained(module_dlx):
-    dlx = module_dlx
-    dlx("train", "model=mlp", "trainer.epochs=3", "trainer.progress=false")
-    (run,) = dlx.runs()
-    dlx.client()
-    return dlx, run
-
-
-def test_eval_reproduces_the_logged_test_metrics_exactly(trained):
-    dlx, run = trained
+def test_eval_reproduces_the_logged_test_metrics_exactly(digits_run):
+    dlx, run = digits_run
     result = json.loads(dlx("eval", run.info.run_id, "--json").stdout)
     assert result["n"] == 360
     for key in ("test_accuracy", "test_loss", "test_f1_macro"):
@@ -32,50 +22,38 @@ def test_eval_reproduces_the_logged_test_metrics_exactly(trained):
     assert by_dir["metrics"] == result["metrics"]
 
 
-def test_eval_log_attaches_results_to_the_run(trained):
-    dlx, run = trained
+def test_eval_log_attaches_results_to_the_run(digits_run):
+    dlx, run = digits_run
     dlx("eval", run.info.run_id, "--split", "val", "--log")
     after = dlx.client().get_run(run.info.run_id)
     assert after.data.metrics["eval_val_accuracy"] == run.data.metrics["val_accuracy"]
     assert "eval_val.json" in {a.path for a in dlx.client().list_artifacts(run.info.run_id)}
 
 
-def test_predict_on_a_csv_of_the_test_split_matches_eval(trained, tmp_path):
-    dlx, run = trained
-    from sklearn.datasets import load_digits
-
-    from dlx.data.bundle import holdout
-
-    d = load_digits(as_frame=True)
-    _, test = holdout(np.arange(len(d.target)), d.target.to_numpy(), 0.2, 42, stratify=True)
-    x_test, y_test = d.data.iloc[test], d.target.iloc[test]  # the run's test rows
-    src = tmp_path / "test.csv"
-    x_test.to_csv(src, index=False)
-    out = tmp_path / "pred.csv"
-    dlx("predict", run.info.run_id, str(src), "-o", str(out))
-    rows = list(csv.DictReader(out.open()))
-    pred = np.array([int(r["prediction"]) for r in rows])
-    assert len(pred) == 360
-    assert (pred == y_test.to_numpy()).mean() == pytest.approx(run.data.metrics["test_accuracy"])
-    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
-
-
-def test_bad_references_and_inputs_are_one_line(trained, tmp_path):
-    dlx, run = trained
+def test_bad_run_references_are_one_line(digits_run):
+    dlx, _ = digits_run
     proc = dlx("eval", "0" * 32, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("dlx: error: no run")
+    assert len(proc.stderr.strip().splitlines()) == 1
     proc = dlx("eval", "no-such-run-name", check=False)
     assert proc.returncode == 1 and "see `dlx runs`" in proc.stderr
-    bad = tmp_path / "bad.csv"
-    bad.write_text("pixel_0_0,pixel_0_1\n1,2\n")
-    proc = dlx("predict", run.info.run_id, str(bad), check=False)
-    assert proc.returncode == 1
-    assert "lacks 62 of the digits' 64 pixel columns" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_explain_image_run_logs_a_saliency_grid(trained):
-    dlx, run = trained
+def test_eval_is_exact_for_a_channels_last_cnn_too(dlx):
+    """The default CNN trains in channels_last; its logged weights are rebuilt in that layout."""
+    dlx.train_here("trainer.epochs=2", "trainer.device=cpu", "trainer.checkpoint_every=0",
+                   log_model=True)
+    (run,) = dlx.runs()
+    assert run.data.tags["dlx.channels_last"] == "true"
+    result = json.loads(dlx("eval", run.info.run_id, "--json").stdout)
+    for key in ("test_accuracy", "test_loss", "test_f1_macro"):
+        assert result["metrics"][key] == run.data.metrics[key], key
+
+
+# ------------------------------------------------------------------------------------ explain
+def test_explain_image_run_logs_a_saliency_grid(digits_run):
+    dlx, run = digits_run
     out = dlx("explain", run.info.run_id).stdout
     assert "gradient saliency" in out
     arts = {a.path for a in dlx.client().list_artifacts(run.info.run_id, "explain")}
@@ -88,8 +66,9 @@ def test_explain_image_run_logs_a_saliency_grid(trained):
 
 
 def test_explain_tabular_run_ranks_features_by_permutation_importance(dlx):
-    dlx("train", "model=logistic", "dataset=synthetic_logistic", "dataset.n_samples=400",
-        "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=60", "trainer.progress=false")
+    dlx.train_here("model=logistic", "dataset=synthetic_logistic", "dataset.n_samples=400",
+                   "optimizer=sgd", "optimizer.lr=0.5", "trainer.epochs=60",
+                   "trainer.checkpoint_every=0", log_model=True)
     (run,) = dlx.runs()
     dlx("explain", run.info.run_id)  # the logged weights load without trusting any pickle
     folder = Path(run.data.tags["dlx.output_dir"]) / "explain"
@@ -101,17 +80,8 @@ def test_explain_tabular_run_ranks_features_by_permutation_importance(dlx):
     assert arts == {"explain/feature_importance.csv", "explain/feature_importance.png"}
 
 
-def test_eval_is_exact_for_a_channels_last_cnn_too(dlx):
-    """The default CNN trains in channels_last; its logged weights are rebuilt in that layout."""
-    dlx.train("trainer.epochs=2")
-    (run,) = dlx.runs()
-    assert run.data.tags["dlx.channels_last"] == "true"
-    result = json.loads(dlx("eval", run.info.run_id, "--json").stdout)
-    for key in ("test_accuracy", "test_loss", "test_f1_macro"):
-        assert result["metrics"][key] == run.data.metrics[key], key
-
-
-def test_load_model_and_export_give_the_same_network(trained, tmp_path):
+# ------------------------------------------------------------------------- export, load_model
+def test_load_model_and_export_give_the_same_network(digits_run):
     """dlx.load_model (weights, no pickle) and `dlx export` (an MLflow pt2 model that
     mlflow.pytorch.load_model reads) give the trained network; exporting leaves the run as it was."""
     import mlflow
@@ -119,7 +89,7 @@ def test_load_model_and_export_give_the_same_network(trained, tmp_path):
 
     import dlx as dlx_package
 
-    dlx, run = trained
+    dlx, run = digits_run
     model = dlx_package.load_model(run.info.run_id, dlx.uri)
     assert not model.training
     x = torch.rand(5, 1, 8, 8)

@@ -28,12 +28,6 @@ EXPECTED = {  # preset -> (model, dataset) choices
 NO_CHECKPOINTS = "trainer.checkpoint_every=0"  # hundreds of tiny epochs: skip a file write per epoch
 
 
-@pytest.fixture
-def dlx1(dlx):
-    dlx.env["OMP_NUM_THREADS"] = "1"  # small models on a shared 2-core machine: no thread spinning
-    return dlx
-
-
 def compose(*overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -95,31 +89,31 @@ def test_every_preset_composes_validates_and_is_in_the_readme():
 
 # ------------------------------------------------------------------------------ offline presets
 def _linear_weights(dlx, *extra: str):
-    dlx("train", "+experiment=seed_linear_regression", "trainer.progress=false", NO_CHECKPOINTS, *extra)
+    dlx.train_here("+experiment=seed_linear_regression", NO_CHECKPOINTS, *extra, log_model=True)
     (run,) = dlx.runs()
 
     model = dlx.model(run)
     return model.fc.weight.item(), model.fc.bias.item(), run
 
 
-def test_seed_linear_regression_recovers_weight_and_bias(dlx1):
+def test_seed_linear_regression_recovers_weight_and_bias(dlx):
     # 200 of the preset's 1000 epochs: 600 SGD steps at lr 0.01 have reached the least-squares
     # fit (the slow test below runs all 1000); the mean predictor's R^2 is 0
-    w, b, run = _linear_weights(dlx1, "trainer.epochs=200")
+    w, b, run = _linear_weights(dlx, "trainer.epochs=200")
     assert abs(w - 2) < 0.15 and abs(b - 1) < 0.15, (w, b)
     assert run.data.metrics["test_r2"] > 0.9
 
 
 @pytest.mark.slow
-def test_seed_linear_regression_as_shipped(dlx1):
-    w, b, _ = _linear_weights(dlx1)
+def test_seed_linear_regression_as_shipped(dlx):
+    w, b, _ = _linear_weights(dlx)
     assert abs(w - 2) < 0.15 and abs(b - 1) < 0.15, (w, b)
 
 
 @pytest.mark.slow
-def test_seed_classification_presets(dlx1):
-    dlx1.train("-m", "+experiment=seed_logistic_regression,seed_mlp_sigmoid,seed_rnn", NO_CHECKPOINTS)
-    runs = jobs(dlx1)
+def test_seed_classification_presets(dlx):
+    dlx.train("-m", "+experiment=seed_logistic_regression,seed_mlp_sigmoid,seed_rnn", NO_CHECKPOINTS)
+    runs = jobs(dlx)
     assert set(runs) == {"seed_logistic_regression", "seed_mlp_sigmoid", "seed_rnn"}
     from dlx.data import registry as loader
 
@@ -145,13 +139,13 @@ def _needs(dataset: str) -> None:
         pytest.skip(f"conf/dataset/{dataset}.yaml is missing")
 
 
-def test_mnist_presets_run_on_local_files(dlx1, tmp_path):
+def test_mnist_presets_run_on_local_files(dlx, tmp_path):
     _needs("mnist")
     root = make_mnist(tmp_path / "data", n_train=300, n_test=100)
     # dataset=mnist up front, so the sweep's own composition already knows dataset.root
-    dlx1.train("-m", "+experiment=seed_mnist_cnn_keras,seed_mnist_cnn_torch,seed_autoencoder",
+    dlx.train("-m", "+experiment=seed_mnist_cnn_keras,seed_mnist_cnn_torch,seed_autoencoder",
                "dataset=mnist", f"dataset.root={root}", "trainer.epochs=1")
-    runs = jobs(dlx1)
+    runs = jobs(dlx)
     assert set(runs) == {"seed_mnist_cnn_keras", "seed_mnist_cnn_torch", "seed_autoencoder"}
     assert runs["seed_mnist_cnn_keras"].data.params["model.channels"] == "[32]"
     assert runs["seed_mnist_cnn_torch"].data.params["model.channels"] == "[32, 64]"
@@ -159,16 +153,16 @@ def test_mnist_presets_run_on_local_files(dlx1, tmp_path):
     assert runs["seed_mnist_cnn_keras"].data.metrics["test_accuracy"] >= 0.5
     ae = runs["seed_autoencoder"]
     assert "test_mse" in ae.data.metrics
-    assert "plots/reconstructions.png" in {a.path for a in dlx1.client().list_artifacts(ae.info.run_id, "plots")}
+    assert "plots/reconstructions.png" in {a.path for a in dlx.client().list_artifacts(ae.info.run_id, "plots")}
 
 
-def test_cifar10_preset_runs_on_local_files(dlx1, tmp_path):
+def test_cifar10_preset_runs_on_local_files(dlx, tmp_path):
     _needs("cifar10")
     root = make_cifar10(tmp_path / "data", n_train=200, n_test=50)
     # verify=false: torchvision's md5 check only passes the published files
-    dlx1.train("+experiment=seed_cifar10_cnn", f"dataset.root={root}", "dataset.verify=false",
-               "trainer.epochs=1")
-    (run,) = dlx1.runs()
+    dlx.train_here("+experiment=seed_cifar10_cnn", f"dataset.root={root}", "dataset.verify=false",
+                   "trainer.epochs=1")
+    (run,) = dlx.runs()
     assert run.info.status == "FINISHED"
     assert run.data.params["model.channels"] == "[32, 64, 128]"
     assert run.data.params["dataset.batch_size"] == "64"

@@ -18,14 +18,6 @@ from dlx.errors import ConfigError
 
 
 # ------------------------------------------------------------------------------ helpers
-@pytest.fixture
-def dlx1(dlx):
-    """The dlx fixture with one BLAS/OpenMP thread: small models on a shared 2-core machine run
-    several times faster without threads spinning against each other."""
-    dlx.env["OMP_NUM_THREADS"] = "1"
-    return dlx
-
-
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """In-process models run on one thread here too (restored after this module)."""
@@ -78,8 +70,7 @@ def artifact_json(dlx, run, path: str) -> dict:
 
 
 # ------------------------------------------------------------------------------ images
-def test_image_models_and_autoencoders_train_on_digits(dlx1):
-    dlx = dlx1
+def test_image_models_and_autoencoders_train_on_digits(dlx):
     dlx.train("-m", "model=mlp,cnn,cnn_cifar,autoencoder,conv_autoencoder", "trainer.epochs=15",
               "trainer.checkpoint_every=0")
     runs = by_model(dlx.runs())
@@ -156,8 +147,7 @@ def test_cnns_adapt_to_the_input_shape(shape):
 
 
 # ------------------------------------------------------------------------------ sequences
-def test_sequence_models_learn_the_signal_sequences(dlx1):
-    dlx = dlx1
+def test_sequence_models_learn_the_signal_sequences(dlx):
     dlx.train("-m", "+experiment=seed_rnn_signal", "model=rnn,lstm,gru,transformer",
               "trainer.checkpoint_every=0")
     runs = by_model(dlx.runs())
@@ -259,10 +249,10 @@ def resnet18_weights(tmp_path):
     return path
 
 
-def test_resnet18_loads_local_weights_freezes_the_backbone_and_trains_the_head(dlx1, resnet18_weights):
-    dlx = dlx1
-    dlx("train", "model=resnet18", f"model.pretrained={resnet18_weights}", "model.freeze=true",
-        "optimizer.lr=0.01", "trainer.epochs=2", "trainer.progress=false")
+def test_resnet18_loads_local_weights_freezes_the_backbone_and_trains_the_head(dlx, resnet18_weights):
+    dlx.train_here("model=resnet18", f"model.pretrained={resnet18_weights}", "model.freeze=true",
+                   "optimizer.lr=0.01", "trainer.epochs=2", "trainer.checkpoint_every=0",
+                   log_model=True)
     (run,) = dlx.runs()
 
     model = dlx.model(run)
@@ -353,11 +343,11 @@ def test_bad_model_config_fails_before_anything_trains(overrides, message):
     assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
 
 
-def test_missing_weights_file_is_one_line_before_any_run(dlx1):
-    proc = dlx1.train("model=resnet18", "model.pretrained=weights/resnet18.pth", check=False)
+def test_missing_weights_file_is_one_line_before_any_run(dlx):
+    proc = dlx.train("model=resnet18", "model.pretrained=weights/resnet18.pth", check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dlx: error: model.pretrained=weights/resnet18.pth")
     assert "download.pytorch.org/models/resnet18" in lines[0] and "Traceback" not in proc.stderr
-    assert str(dlx1.cwd / "weights" / "resnet18.pth") in lines[0]  # where to put the file
-    assert dlx1.runs() == []  # nothing was tracked, nothing trained
+    assert str(dlx.cwd / "weights" / "resnet18.pth") in lines[0]  # where to put the file
+    assert dlx.runs() == []  # nothing was tracked, nothing trained

@@ -1,9 +1,9 @@
-"""`dlx predict` on every kind of dataset (CSV, image folder, IMDB text), checked against what the
-run itself logged on its test split, and shell completion of `dlx train` overrides."""
+"""`dlx predict` on every kind of dataset (digits, CSV, image folder, IMDB text), checked against
+what the run itself logged on its test split."""
 
 import csv
 import io
-import os
+import json
 import shutil
 import subprocess
 import sys
@@ -11,10 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.fixtures.datasets import make_csv, make_image_folder, make_imdb
-
-TRAIN = ("train", "trainer.progress=false")  # not dlx.train: predict needs the logged model
+from fixtures.datasets import make_csv, make_image_folder, make_imdb
 
 
 def _rows(proc) -> list[dict]:
@@ -59,32 +56,59 @@ def _parallel(*calls):
     return done
 
 
+# ------------------------------------------------------------------------------ digits
+def test_predict_on_a_csv_of_the_test_split_matches_eval(digits_run, tmp_path):
+    dlx, run = digits_run
+    from sklearn.datasets import load_digits
+
+    from dlx.data.bundle import holdout
+
+    d = load_digits(as_frame=True)
+    _, test = holdout(np.arange(len(d.target)), d.target.to_numpy(), 0.2, 42, stratify=True)
+    x_test, y_test = d.data.iloc[test], d.target.iloc[test]  # the run's test rows
+    src = tmp_path / "test.csv"
+    x_test.to_csv(src, index=False)
+    out = tmp_path / "pred.csv"
+    dlx("predict", run.info.run_id, str(src), "-o", str(out))
+    rows = list(csv.DictReader(out.open()))
+    pred = np.array([int(r["prediction"]) for r in rows])
+    assert len(pred) == 360
+    assert (pred == y_test.to_numpy()).mean() == pytest.approx(run.data.metrics["test_accuracy"])
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+
+
+# ------------------------------------------------------------------ csv, image folder, imdb
+DATA = {  # the run of each kind: where its data goes in its working dir, the data, the overrides
+    "csv": ("table.csv", lambda p: make_csv(p, n=300),
+            lambda p: ["model=mlp", "dataset=csv", f"dataset.path={p}", "trainer.epochs=15"]),
+    "images": ("shapes", lambda p: make_image_folder(p, n_per_class=30),
+               lambda p: ["model=cnn", "dataset=image_folder", f"dataset.root={p}",
+                          "trainer.epochs=12", "optimizer.lr=0.003"]),
+    "imdb": ("reviews", lambda p: make_imdb(p, n_per_split_class=40),
+             lambda p: ["model=gru", "dataset=imdb", f"dataset.root={p}", "dataset.max_len=40",
+                        "dataset.min_freq=1", "optimizer.lr=0.01", "trainer.epochs=12"]),
+}
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Three runs trained side by side, each in its own folder and store: an MLP on a CSV, a CNN
-    on an image folder, a GRU on an aclImdb copy."""
-    from tests.conftest import Dlx
+def trained(shared_run):
+    """An MLP on a CSV, a CNN on an image folder, a GRU on an aclImdb copy: each trained once per
+    test session, in its own folder and store, model logged. {kind: (Dlx, run, data path)}"""
+    def make(kind):
+        def train(dlx):
+            name, data, overrides = DATA[kind]
+            dlx.train_here(*overrides(data(dlx.cwd / name)), "trainer.checkpoint_every=0",
+                           log_model=True)
+        return train
 
-    stores = {k: Dlx(tmp_path_factory.mktemp(k)) for k in ("csv", "images", "imdb")}
-    data = {"csv": make_csv(stores["csv"].cwd / "table.csv", n=300),
-            "images": make_image_folder(stores["images"].cwd / "shapes", n_per_class=30),
-            "imdb": make_imdb(stores["imdb"].cwd / "reviews", n_per_split_class=40)}
-    overrides = {
-        "csv": ["model=mlp", "dataset=csv", f"dataset.path={data['csv']}", "trainer.epochs=15"],
-        "images": ["model=cnn", "dataset=image_folder", f"dataset.root={data['images']}",
-                   "trainer.epochs=12", "optimizer.lr=0.003"],
-        "imdb": ["model=gru", "dataset=imdb", f"dataset.root={data['imdb']}", "dataset.max_len=40",
-                 "dataset.min_freq=1", "optimizer.lr=0.01", "trainer.epochs=12"],
-    }
-    procs = _parallel(*((stores[k], [*TRAIN, *overrides[k]]) for k in stores))
-    for p in procs:
-        assert p.returncode == 0, p.stdout + p.stderr
-    return {k: (stores[k], stores[k].runs()[0], data[k]) for k in stores}
+    out = {}
+    for kind, (name, _, _) in DATA.items():
+        dlx = shared_run(f"predict-{kind}", make(kind))
+        out[kind] = (dlx, dlx.runs()[0], dlx.cwd / name)
+    return out
 
 
-# ------------------------------------------------------------------------------------- CSV
-@pytest.fixture(scope="module")
-def inputs(trained, tmp_path_factory):
+def _write_inputs(trained, where: Path) -> dict:
     """New input files for each run: the rows, images and reviews of its own test split, written
     the way a user would (CSV columns reordered with an extra one, images renamed into a nested
     folder beside a text file, one review per line with blank lines between)."""
@@ -93,15 +117,12 @@ def inputs(trained, tmp_path_factory):
 
     from dlx.data.bundle import holdout
 
-    where = tmp_path_factory.mktemp("inputs")
-    out = {}
     dlx, run, path = trained["csv"]
     dlx.client()
     splits = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/splits.json")
     test = pd.read_csv(path).iloc[splits["test"]]
     test[["label", "color", "f3", "f2", "f1", "f0"]].assign(id=range(len(test))).to_csv(
         where / "rows.csv", index=False)
-    out["csv"] = (where / "rows.csv", test)
 
     dlx, run, root = trained["images"]
     # ImageFolder's order (classes sorted, then file names) and the run's seeded split
@@ -114,7 +135,6 @@ def inputs(trained, tmp_path_factory):
         (folder / files[i].parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(files[i], folder / files[i].parent.name / f"img_{i}.png")
     (folder / "notes.txt").write_text("not an image: skipped")
-    out["images"] = (folder, {str(folder / files[i].parent.name / f"img_{i}.png") for i in held})
 
     dlx, run, root = trained["imdb"]
     reviews, truth = [], []
@@ -123,28 +143,47 @@ def inputs(trained, tmp_path_factory):
             reviews.append(f.read_text(encoding="utf-8"))
             truth.append(label)
     (where / "reviews.txt").write_text("\n\n".join(reviews) + "\n", encoding="utf-8")
-    out["imdb"] = (where / "reviews.txt", truth)
-    return out
+    return {"csv": [str(where / "rows.csv"), splits["test"]],
+            "images": [str(folder), [str(folder / files[i].parent.name / f"img_{i}.png")
+                                     for i in held]],
+            "imdb": [str(where / "reviews.txt"), truth]}
 
 
 @pytest.fixture(scope="module")
-def predicted(trained, inputs):
-    """`dlx predict` of each run on its new inputs (the CSV one written with -o)."""
-    csv_out = inputs["csv"][0].with_name("pred.csv")
-    calls = [(trained["csv"][0], ["predict", trained["csv"][1].info.run_id, str(inputs["csv"][0]),
-                                  "-o", str(csv_out)])]
-    calls += [(trained[k][0], ["predict", trained[k][1].info.run_id, str(inputs[k][0])])
-              for k in ("images", "imdb")]
-    procs = dict(zip(("csv", "images", "imdb"), _parallel(*calls)))
+def predicted(trained, shared_run):
+    """The new inputs of each run and `dlx predict` of each run on them (the CSV one written
+    with -o), run once per test session: (inputs, {kind: CompletedProcess}, csv output)."""
+    def make(dlx):
+        inputs = _write_inputs(trained, dlx.cwd)
+        csv_out = dlx.cwd / "pred.csv"
+        calls = [(trained["csv"][0], ["predict", trained["csv"][1].info.run_id, inputs["csv"][0],
+                                      "-o", str(csv_out)])]
+        calls += [(trained[k][0], ["predict", trained[k][1].info.run_id, inputs[k][0]])
+                  for k in ("images", "imdb")]
+        procs = dict(zip(("csv", "images", "imdb"), _parallel(*calls)))
+        (dlx.cwd / "predicted.json").write_text(json.dumps({
+            "inputs": inputs, "csv_out": str(csv_out),
+            "procs": {k: [p.returncode, p.stdout, p.stderr] for k, p in procs.items()}}))
+
+    import pandas as pd
+
+    saved = json.loads((shared_run("predicted", make).cwd / "predicted.json").read_text())
+    procs = {k: subprocess.CompletedProcess([], code, out, err)
+             for k, (code, out, err) in saved["procs"].items()}
     for p in procs.values():
         assert p.returncode == 0, p.stdout + p.stderr
-    return procs, csv_out
+    (csv_in, test_rows), (folder, files), (reviews, truth) = (
+        saved["inputs"][k] for k in ("csv", "images", "imdb"))
+    inputs = {"csv": (Path(csv_in), pd.read_csv(trained["csv"][2]).iloc[test_rows]),
+              "images": (Path(folder), set(files)),
+              "imdb": (Path(reviews), truth)}
+    return inputs, procs, Path(saved["csv_out"])
 
 
-def test_csv_predict_uses_the_logged_pipeline_and_model(trained, inputs, predicted, tmp_path):
+def test_csv_predict_uses_the_logged_pipeline_and_model(trained, predicted, tmp_path):
     dlx, run, _ = trained["csv"]
+    inputs, procs, out = predicted
     _, test = inputs["csv"]
-    procs, out = predicted
     assert f"{len(test)} predictions written to {out}" in procs["csv"].stdout
     rows = list(csv.DictReader(out.open()))
     assert [int(r["row"]) for r in rows] == list(range(1, len(test) + 1))
@@ -169,9 +208,10 @@ def test_csv_predict_uses_the_logged_pipeline_and_model(trained, inputs, predict
     np.testing.assert_allclose(got, probs, rtol=1e-5, atol=1e-6)
 
 
-def test_image_predict_on_the_test_files_reproduces_the_run(trained, inputs, predicted):
+def test_image_predict_on_the_test_files_reproduces_the_run(trained, predicted):
     dlx, run, _ = trained["images"]
-    rows = _rows(predicted[0]["images"])
+    inputs, procs, _ = predicted
+    rows = _rows(procs["images"])
     assert {r["file"] for r in rows} == inputs["images"][1]  # every image, the text file skipped
     truth = [Path(r["file"]).parent.name for r in rows]
     assert _confusion(rows, truth) == _logged_confusion(dlx, run)
@@ -180,10 +220,11 @@ def test_image_predict_on_the_test_files_reproduces_the_run(trained, inputs, pre
     assert acc == pytest.approx(run.data.metrics["test_accuracy"]) and acc > 0.5
 
 
-def test_text_predict_one_review_per_line_reproduces_the_run(trained, inputs, predicted):
+def test_text_predict_one_review_per_line_reproduces_the_run(trained, predicted):
     dlx, run, _ = trained["imdb"]
+    inputs, procs, _ = predicted
     truth = inputs["imdb"][1]
-    rows = _rows(predicted[0]["imdb"])
+    rows = _rows(procs["imdb"])
     assert [int(r["line"]) for r in rows] == list(range(1, 2 * len(truth), 2))  # blanks skipped
     assert set(rows[0]) == {"line", "prediction", "probability", "p_pos"}
     assert _confusion(rows, truth) == _logged_confusion(dlx, run)
@@ -191,7 +232,8 @@ def test_text_predict_one_review_per_line_reproduces_the_run(trained, inputs, pr
     assert acc == pytest.approx(run.data.metrics["test_accuracy"]) and acc > 0.8
 
 
-def test_bad_inputs_are_one_line_errors(trained, tmp_path):
+# ------------------------------------------------------------------------------ bad inputs
+def test_bad_inputs_are_one_line_errors(trained, digits_run, tmp_path):
     missing = tmp_path / "missing.csv"
     missing.write_text("f0,f2,colour,f3\n1,2,red,0\n")
     text = tmp_path / "text.csv"
@@ -203,62 +245,17 @@ def test_bad_inputs_are_one_line_errors(trained, tmp_path):
     junk.write_bytes(b"\x89PNG not really")
     blank = tmp_path / "blank.txt"
     blank.write_text("\n  \n")
+    pixels = tmp_path / "pixels.csv"
+    pixels.write_text("pixel_0_0,pixel_0_1\n1,2\n")
+    runs = {**{k: trained[k][:2] for k in trained}, "digits": digits_run}
     cases = [("csv", missing, ("lacks column(s) f1, color: the run was trained on f0, f1, f2, f3, "
                                "color (its columns are f0, f2, colour, f3; others are ignored)")),
              ("csv", text, "column 'f1' must hold numbers, but data row 2 holds 'n/a?'"),
              ("images", empty, f"folder {empty} holds no images"),
              ("images", junk, f"cannot read image {junk}"),
-             ("imdb", blank, f"{blank} is empty: write one review per line")]
-    procs = _parallel(*((trained[k][0], ["predict", trained[k][1].info.run_id, str(src)])
+             ("imdb", blank, f"{blank} is empty: write one review per line"),
+             ("digits", pixels, "lacks 62 of the digits' 64 pixel columns")]
+    procs = _parallel(*((runs[k][0], ["predict", runs[k][1].info.run_id, str(src)])
                         for k, src, _ in cases))
     for (_, _, expected), proc in zip(cases, procs):
         assert expected in _one_line_error(proc)
-
-
-# ------------------------------------------------------------------------------ completion
-def _complete(words: str, cword: int, tmp_path) -> list[str]:
-    """What bash gets on <TAB> from the installed `dlx` script (Typer's bash completion)."""
-    env = {**os.environ, "_DLX_COMPLETE": "complete_bash", "COMP_WORDS": words,
-           "COMP_CWORD": str(cword)}
-    proc = subprocess.run([str(Path(sys.executable).parent / "dlx")], env=env, cwd=tmp_path,
-                          check=False, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
-
-
-def test_completion_of_commands_groups_options_and_keys(tmp_path):
-    assert _complete("dlx tr", 1, tmp_path) == ["train"]
-    assert _complete("dlx train mod", 2, tmp_path) == ["model=", "model."]
-    # bash splits at "=": `model=<TAB>` and `model=cn<TAB>` complete the part after it
-    options = _complete("dlx train model =", 3, tmp_path)
-    assert {"cnn", "mlp", "lstm", "resnet18"} <= set(options) and "model=cnn" not in options
-    assert _complete("dlx train model = cnn", 4, tmp_path) == ["cnn", "cnn_cifar"]
-    # zsh passes the word whole
-    assert _complete("dlx train optimizer=ad", 2, tmp_path) == ["optimizer=adagrad",
-                                                                "optimizer=adam",
-                                                                "optimizer=adamw"]
-    # keys follow the option chosen earlier on the line (sgd has momentum, adam does not)
-    sgd = _complete("dlx train optimizer = sgd optimizer.", 5, tmp_path)
-    assert "optimizer.momentum=" in sgd and "optimizer.lr=" in sgd
-    assert "optimizer.momentum=" not in _complete("dlx train optimizer.", 2, tmp_path)
-    assert _complete("dlx train trainer.progr", 2, tmp_path) == [
-        "trainer.progress=", "trainer.progress=true", "trainer.progress=false"]
-    assert _complete("dlx train regularizer = [l2,dro", 4, tmp_path) == ["[l2,dropout"]
-    assert "+experiment=seed_rnn" in _complete("dlx train exp", 2, tmp_path)
-    assert "--multirun" in _complete("dlx train --mu", 2, tmp_path)
-    assert "dataset.target=" in _complete("dlx config show dataset = csv dataset.t", 6, tmp_path)
-
-
-def test_completion_imports_neither_torch_nor_mlflow():
-    code = ("import os, sys\n"
-            "os.environ.update(_DLX_COMPLETE='complete_bash', COMP_WORDS='dlx train model.',"
-            " COMP_CWORD='2')\n"
-            "sys.argv = ['dlx']\n"
-            "from dlx.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'mlflow', 'hydra', 'sklearn') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
-    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "model.channels=" in proc.stdout.split()

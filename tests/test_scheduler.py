@@ -1,4 +1,5 @@
-"""Learning-rate schedules: the lr logged per epoch follows the configured curve."""
+"""Learning-rate schedules: the lr logged per epoch follows the configured curve (dlx.run.train
+in this process, as `dlx train` runs it)."""
 
 import math
 
@@ -18,14 +19,14 @@ def _lr_curve(dlx):
 
 
 def test_step_schedule_logs_the_stepped_lr_per_epoch(dlx):
-    dlx.train(*FAST_LINEAR, "trainer.epochs=7", "scheduler=step", "scheduler.step_size=2",
-              "scheduler.gamma=0.5")
+    dlx.train_here(*FAST_LINEAR, "trainer.epochs=7", "scheduler=step", "scheduler.step_size=2",
+                   "scheduler.gamma=0.5")
     assert _lr_curve(dlx) == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125])
 
 
 def test_cosine_schedule_warms_up_then_decays_to_min_lr(dlx):
-    dlx.train(*FAST_LINEAR, "trainer.epochs=8", "scheduler=cosine", "scheduler.warmup_epochs=2",
-              "scheduler.min_lr=0.01")
+    dlx.train_here(*FAST_LINEAR, "trainer.epochs=8", "scheduler=cosine",
+                   "scheduler.warmup_epochs=2", "scheduler.min_lr=0.01")
     warmup = [0.1 * (i + 1) / 3 for i in range(2)]
     decay = [0.01 + 0.09 * (1 + math.cos(math.pi * t / 6)) / 2 for t in range(6)]
     assert _lr_curve(dlx) == pytest.approx(warmup + decay)

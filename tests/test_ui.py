@@ -14,7 +14,7 @@ def _free_port() -> int:
 
 
 def test_ui_serves_the_project_store_on_loopback(dlx):
-    dlx.train("model=linear", "trainer.epochs=1", "tracking.experiment=shown")
+    dlx.train_here("model=linear", "trainer.epochs=1", "tracking.experiment=shown")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dlx", "ui", "--port", str(port)], cwd=dlx.cwd,
                             env=dlx.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
