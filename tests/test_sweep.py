@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,13 +55,46 @@ def test_grid_sweep_reports_best_params_like_gridsearchcv(dlx):
     assert cached == ["false"] + ["true"] * 7
 
 
+def _table(out: str) -> list[dict[str, str]]:
+    """The rows of the table `dlx runs` printed, as {column: cell text}; cells are read at their
+    column's position under the header (empty cells stay empty), with or without box lines."""
+    lines = [re.sub("[│┃]", " ", line) for line in out.splitlines()]
+    at = next(i for i, line in enumerate(lines) if line.split()[:2] == ["name", "status"])
+    starts = [m.start() for m in re.finditer(r"\S+", lines[at])]
+    columns = lines[at].split()
+    rows = []
+    for line in lines[at + 1:]:
+        if not line.strip():
+            break
+        if not re.search(r"[^\s─━┡╇┩└┴┘]", line):  # a rule between header and rows
+            continue
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
+        rows.append(dict(zip(columns, cells)))
+    return rows
+
+
 def test_runs_table_lists_and_sorts(dlx):
     dlx.train("-m", "model=mlp", "optimizer.lr=0.001,0.01", "trainer.epochs=1")
+    parent, children = _sweep(dlx)
+    assert len(children) == 2
     out = dlx("runs", "--sort", "val_loss").stdout
-    assert "2 runs" not in out  # the parent is listed too
+    assert "3 runs" in out  # the title counts the parent and its 2 children
+    rows = _table(out)
+    by_name = {r["name"]: r for r in rows}
+    assert len(rows) == 3
+    assert set(by_name) == {parent.info.run_name, *(c.info.run_name for c in children)}
+    assert by_name[parent.info.run_name]["model"] == "sweep"
+    for child in children:
+        row = by_name[child.info.run_name]
+        assert (row["status"], row["model"], row["dataset"]) == ("FINISHED", "mlp", "digits")
+        assert row["val_loss"] == f"{child.data.metrics['val_loss']:.4g}"
+    # sorted by val_loss, lowest first (the parent has none)
+    listed = [r["name"] for r in rows if r["name"] != parent.info.run_name]
+    assert listed == [c.info.run_name for c in sorted(children,
+                                                      key=lambda c: c.data.metrics["val_loss"])]
     rows = json.loads(dlx("runs", "--sort", "val_loss", "--json").stdout)
     losses = [r["metrics"]["val_loss"] for r in rows if "val_loss" in r["metrics"]]
-    assert losses == sorted(losses) and len(losses) == 2
+    assert losses == sorted(losses) and len(losses) == 2 and len(rows) == 3
     bad = dlx("runs", "--experiment", "nope", check=False)
     assert bad.returncode == 1 and "no experiment 'nope'" in bad.stderr
 
