@@ -43,9 +43,12 @@ lint: install
 ui: install             ## MLflow UI over ./mlflow.db on http://127.0.0.1:5000
 	$(BIN)/dlx ui
 
-bench: install          ## fit-loop throughput, sweep start-up, tracking overhead -> benchmarks/RESULTS.md
+bench: install          ## whole processes vs a plain script, fit loop, sweeps, tracking -> benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/process_race.py
 	$(BIN)/python benchmarks/fit_loop.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/sweep.py --overhead
+	$(BIN)/python benchmarks/sweep.py --engines
 	$(BIN)/python benchmarks/tracking_overhead.py
 
 clean:
