@@ -52,4 +52,4 @@ bench: install          ## whole processes vs a plain script, fit loop, sweeps, 
 	$(BIN)/python benchmarks/tracking_overhead.py
 
 clean:
-	rm -rf $(VENV) outputs/*/ multirun mlflow.db mlruns
+	rm -rf $(VENV) outputs/*/ multirun mlflow.db mlflow.db.lock mlruns
