@@ -9,8 +9,8 @@ runs that several tests read are trained once per test session (`shared_run`).
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from fixtures.runs import Dlx

@@ -26,7 +26,8 @@ from fixtures.datasets import (
 from omegaconf import OmegaConf
 
 from dlx.config.dataset import CIFAR10Config, CSVConfig, FashionMNISTConfig, MNISTConfig
-from dlx.data import registry as loader, text, vision
+from dlx.data import registry as loader
+from dlx.data import text, vision
 from dlx.errors import DataError
 
 

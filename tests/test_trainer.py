@@ -29,12 +29,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from fixtures.runs import artifact_json
 from fixtures.datasets import make_csv
+from fixtures.runs import artifact_json
 from omegaconf import OmegaConf
 
 from dlx.config.dataset import CSVConfig
-from dlx.data import Bundle, Spec, registry as loader
+from dlx.data import Bundle, Spec
+from dlx.data import registry as loader
 from dlx.errors import DataError
 from dlx.training import cv
 
@@ -474,7 +475,8 @@ RUN = ["model=mlp", "dataset.batch_size=64", "trainer.epochs=3", "trainer.seed=3
 def torchrun(dlx, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--standalone", "-m", "dlx", "train", *args]
-    return subprocess.run(cmd, cwd=dlx.cwd, env=dlx.env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, check=False, cwd=dlx.cwd, env=dlx.env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def _values(client, run_id: str, key: str) -> list[float]:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dlx.tracking.redact import redact
 from dlx.config import flatten, register
+from dlx.tracking.redact import redact
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 SECRET = "s3cr3t-Pa55"
