@@ -122,7 +122,7 @@ def test_seed_classification_presets(dlx):
         return max(y.mean().item(), 1 - y.mean().item())
 
     logistic = runs["seed_logistic_regression"].data.metrics["test_accuracy"]
-    assert logistic >= 0.95, logistic
+    assert logistic >= 0.95 - 1e-6, logistic  # a float32 accuracy: 0.95 is 0.94999999
     assert majority("seed_logistic_regression") <= 0.6  # so 95% is a margin of >= 35 points
     sigmoid = runs["seed_mlp_sigmoid"].data.metrics["test_accuracy"]
     assert sigmoid >= majority("seed_mlp_sigmoid") + 0.3, sigmoid

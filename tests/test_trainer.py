@@ -254,16 +254,31 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(dlx):
     for line in proc.stdout:
         if line.startswith("epoch 5:"):
             break
+    # the tracking writer (a process of its own) logs behind training: the trainer is paused,
+    # and let on in 20 ms slices, until the writer has created the run and logged epoch 5
     client = dlx.client()
-    (killed,) = [r for r in dlx.runs() if r.info.run_id != full.info.run_id]
-    deadline = time.time() + 30
-    while 5 not in dict(_history(client, killed.info.run_id, "train_loss")) and time.time() < deadline:
-        time.sleep(0.05)
+    proc.send_signal(signal.SIGSTOP)
+    killed, deadline = None, time.time() + 60
+    while killed is None and time.time() < deadline:
+        others = [r for r in dlx.runs() if r.info.run_id != full.info.run_id]
+        if others and 5 in dict(_history(client, others[0].info.run_id, "train_loss")):
+            killed = others[0]
+        else:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(0.2)
     proc.kill()
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+    assert killed is not None, "epoch 5 of the run to kill was never logged"
+    # SIGKILL cannot be caught, but the tracking writer sees the trainer go and ends the run
+    # KILLED (as tests/robustness/test_crash.py shows); resume picks it up
+    deadline = time.time() + 30
+    while client.get_run(killed.info.run_id).info.status == "RUNNING" and time.time() < deadline:
+        time.sleep(0.2)
     killed = client.get_run(killed.info.run_id)
-    assert killed.info.status == "RUNNING"  # SIGKILL cannot be caught: resume picks it up
+    assert killed.info.status == "KILLED"
     steps_before = [s for s, _ in _history(client, killed.info.run_id, "train_loss")]
     assert 5 in steps_before and max(steps_before) < 12, steps_before
 
