@@ -100,12 +100,12 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
 
         # -- fit (with the shorter points of a sweep that share this training, if any)
         on_device = data.to(device)
-        stacked = fused.train(cfg, on_device, model, options, recorder, identity, cached,
+        stacked = fused.train(cfg, on_device, model, options, recorder, identity,
                               setup=lambda c, m: _fit_setup(c, m, data), callbacks=callbacks)
         if stacked is not None:  # trained with the sweep points that differ only in its lr
             status = "FINISHED"
             return Result(**stacked)
-        milestones = prefix.milestones(cfg, on_device, options, identity, recorder, cached)
+        milestones = prefix.milestones(cfg, on_device, options, identity, recorder)
         pruning = optuna_study.pruning(cfg.trainer.monitor) if in_sweep else None
         overrides = resume["meta"]["overrides"] if resume else " ".join(HydraConfig.get().overrides.task)
         meta = recorder.checkpoint_meta(identity, overrides)

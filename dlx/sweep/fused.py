@@ -223,7 +223,7 @@ def offering(points: list, mode: str):
     return scope()
 
 
-def train(cfg, data, model, options: dict, recorder, identity: dict, cached: bool, setup,
+def train(cfg, data, model, options: dict, recorder, identity: dict, setup,
           callbacks=()):
     """Train this point and the offered ones stacked, when `hydra.launcher.fuse` says so; the
     Result fields of this point, or None to train it alone (the others then train alone too).
@@ -242,7 +242,7 @@ def train(cfg, data, model, options: dict, recorder, identity: dict, cached: boo
     entries = [(cfg, recorder, model)]  # this point's: it keeps the CLI's progress too
     for p in points:  # the same initial weights: the points differ only in optimizer.lr
         rec = Recorder(p.cfg, p.config.hydra, p.output_dir, True, recorder.started, main)
-        rec.start(data, options, None, cached)
+        rec.start(data, options, None, True)  # this point's training read it
         entries.append((p.cfg, rec, copy.deepcopy(model)))
     copies = []
     for c, rec, m in entries:

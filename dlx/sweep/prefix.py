@@ -129,16 +129,16 @@ def result_for(output_dir: Path) -> dict | None:
     return found
 
 
-def milestones(cfg, data, options: dict, identity: dict, recorder, cached: bool):
+def milestones(cfg, data, options: dict, identity: dict, recorder):
     """The fit callback for the shorter points of this training, or None when there are none."""
-    return Milestones(_ACTIVE, cfg, data, options, identity, recorder, cached) if _ACTIVE else None
+    return Milestones(_ACTIVE, cfg, data, options, identity, recorder) if _ACTIVE else None
 
 
 # ------------------------------------------------------------------------------ the milestones
 class Milestones:
     """Finishes each shorter point at its epoch, as a separate run of it would end."""
 
-    def __init__(self, points, cfg, data, options, identity, recorder, cached):
+    def __init__(self, points, cfg, data, options, identity, recorder):
         from dlx.tracking.recorder import Recorder
         from dlx.training import checkpoint
 
@@ -148,7 +148,7 @@ class Milestones:
         for p in self.pending:
             p.recorder = Recorder(p.cfg, p.config.hydra, p.output_dir, True, recorder.started,
                                   recorder.main)
-            p.recorder.start(data, options, None, cached)
+            p.recorder.start(data, options, None, True)  # the longer point read it
             meta = p.recorder.checkpoint_meta(identity, " ".join(p.config.hydra.overrides.task))
             if every > 0 and recorder.main:
                 p.checkpoints = checkpoint.Checkpointer(p.output_dir / checkpoint.DIR, every, meta)
