@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_help_does_not_import_torch_mlflow_or_hydra():
     code = (
@@ -20,6 +22,21 @@ def test_help_does_not_import_torch_mlflow_or_hydra():
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert "train" in proc.stdout and "ui" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["trainer.epochs=abc"], ["--cfg", "job"]])
+def test_config_errors_and_cfg_job_do_not_import_torch(tmp_path, args):
+    """Composing a config (to print it, or to refuse a bad override) needs Hydra, not torch."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['dlx', 'train', *{args!r}]\n"
+        "from dlx.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('loaded:', [m for m in ('torch', 'mlflow', 'sklearn') if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=False, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert "loaded: []" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_train_help_lists_groups_and_options(dlx):

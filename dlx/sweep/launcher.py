@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from omegaconf import OmegaConf, open_dict
 
-from dlx.sweep import fused, prefix
+from dlx.sweep import prefix  # (not fused: it imports torch; the CLI imports this module)
 
 say: Callable[[str], None] = lambda line: None  # noqa: E731 - the CLI sets how lines reach the user
 
@@ -62,6 +62,8 @@ progress = Progress()
 def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequence[str]],
            initial_job_idx: int, share_prefixes: bool, fuse: str = "auto") -> list:
     from hydra.core.utils import configure_log, run_job, setup_globals
+
+    from dlx.sweep import fused
 
     setup_globals()
     progress.expect(initial_job_idx + len(job_overrides), job_overrides)
