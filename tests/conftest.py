@@ -4,10 +4,15 @@ would read: exit codes, messages, and the MLflow store the run wrote (./mlflow.d
 Where a test checks what training does rather than the command line, `Dlx.train_here` runs the
 same `dlx.run.train` in the test process (a `dlx` process costs ~4 s of start-up on its own), and
 runs that several tests read are trained once per test session (`shared_run`).
+
+A `dlx` working directory starts with an empty store, as after a user's first run: creating one
+(MLflow's schema migrations) costs ~1.5 s, paid once per session (`empty_store`). Tests of what
+happens in a directory without a store use `new_dlx`.
 """
 
 from __future__ import annotations
 
+import shutil
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +22,33 @@ from fixtures.runs import Dlx
 
 
 @pytest.fixture
-def dlx(tmp_path: Path) -> Dlx:
+def dlx(tmp_path: Path, empty_store: Path) -> Dlx:
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     return Dlx(tmp_path)
+
+
+@pytest.fixture
+def new_dlx(tmp_path: Path) -> Dlx:
+    """A working directory without a store: the first `dlx` command there creates it."""
+    return Dlx(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory, worker_id) -> Path:
+    """An mlflow.db with MLflow's schema and no experiment of dlx's, made once per session (the
+    first test worker to ask makes it, under a file lock)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != "master" else base  # shared by the xdist workers
+    folder = root / "empty-store"
+    with FileLock(str(root / "empty-store.lock")):
+        if not (folder / "done").exists():
+            folder.mkdir(exist_ok=True)
+            store = Dlx(folder)
+            store.client().search_experiments()  # creates and migrates ./mlflow.db
+            (folder / "done").touch()
+    return folder / "mlflow.db"
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,8 @@ def test_train_help_lists_groups_and_options(dlx):
     assert "schema" not in out  # validation schemas are not user-facing options
 
 
-def test_cfg_job_prints_the_composed_config_without_training(dlx):
+def test_cfg_job_prints_the_composed_config_without_training(new_dlx):
+    dlx = new_dlx
     proc = dlx("train", "--cfg", "job", "model=logistic", "optimizer=sgd", "optimizer.lr=0.05")
     assert "_target_: dlx.models.linear.Logistic" in proc.stdout
     assert "_target_: torch.optim.SGD" in proc.stdout

@@ -22,7 +22,8 @@ def _foreign(text: str) -> list[str]:
     return [line for line in text.splitlines() if line and not DLX_LINE.match(line)]
 
 
-def test_a_default_run_on_a_new_store_prints_only_dlx_lines(dlx):
+def test_a_default_run_on_a_new_store_prints_only_dlx_lines(new_dlx):
+    dlx = new_dlx
     proc = dlx("train", "trainer.epochs=2", "trainer.progress=false")  # creates ./mlflow.db
     assert not _foreign(proc.stdout + proc.stderr), proc.stdout + proc.stderr
     assert proc.stderr == ""

@@ -127,7 +127,8 @@ def test_two_runs_get_distinct_output_dirs(dlx):
     assert len(dirs) == 2
 
 
-def test_tracking_uri_override_points_at_another_store(dlx, tmp_path):
+def test_tracking_uri_override_points_at_another_store(new_dlx, tmp_path):
+    dlx = new_dlx
     other = tmp_path / "elsewhere.db"
     dlx.train("model=linear", "trainer.epochs=1", f"tracking.uri=sqlite:///{other}",
               "tracking.experiment=mine")

@@ -92,14 +92,18 @@ class Writer:
         self._errors: list[str] = []
         self._raised: set[str] = set()  # one failure is one line, however many messages it failed
         self._ended = False
-        self.used = False  # a message other than the advance `open` was sent
+        self.opened = False  # asked to open the store (the CLI does so ahead of the run)
+        self.used = False  # a message other than `open` was sent: there are records to finish
         threading.Thread(target=self._read, name="dlx-tracking-replies", daemon=True).start()
 
     # -- sending
     def send(self, op: str, *args, reply: bool = False, **kwargs) -> Reply:
         """Queue `op(*args, **kwargs)` in the writer; with reply=True its answer can be awaited."""
         seq = next(self._seq)
-        self.used = True
+        if op == "open":
+            self.opened = True
+        else:
+            self.used = True
         try:
             with interrupts.deferred():  # a signal never cuts a message in half
                 write_frame(self.proc.stdin, (seq, op, args, kwargs, reply))
@@ -204,10 +208,13 @@ def shutdown(timeout: float | None = None) -> None:
     global _writer
     if _writer is None:
         return
-    if not _writer.used:  # started in advance, never needed (tracking off, --cfg, a failure)
-        discard()
-        return
     w, _writer = _writer, None
+    if not w.used:  # started in advance, no record asked for (tracking off, --cfg, a failure)
+        if w.opened:  # it finishes creating the store on its own: nothing waits on that
+            w.close(timeout=0)
+        else:
+            w.discard()
+        return
     try:
         if w.proc.poll() is None:
             w.drain(timeout)

@@ -63,13 +63,15 @@ def _assert_all_recorded(dlx, done, n: int) -> list:
 
 
 @pytest.mark.slow  # over 30 s: `make test-slow` (CI runs it)
-def test_two_runs_started_in_the_same_second_get_distinct_dirs_in_a_new_store(dlx):
+def test_two_runs_started_in_the_same_second_get_distinct_dirs_in_a_new_store(new_dlx):
+    dlx = new_dlx
     runs = _assert_all_recorded(dlx, _start_all(dlx, 2, same_second=True), 2)
     names = [Path(r.data.tags["dlx.output_dir"]).name for r in runs]
     assert all(name.startswith("12-34-56-") for name in names), names  # the same second
 
 
 @pytest.mark.slow
-def test_eight_runs_at_once_into_one_new_sqlite_store_are_all_finished(dlx):
+def test_eight_runs_at_once_into_one_new_sqlite_store_are_all_finished(new_dlx):
+    dlx = new_dlx
     # 8 processes on 2 cores: about 80 s
     _assert_all_recorded(dlx, _start_all(dlx, 8), 8)
