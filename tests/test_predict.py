@@ -6,7 +6,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +43,11 @@ def _one_line_error(proc) -> str:
 
 
 def _parallel(*calls):
-    """Run several `dlx` commands at once ((Dlx, args) pairs): each pays torch's and mlflow's
-    import, so running them side by side keeps this file's wall time down."""
-    procs = [subprocess.Popen([sys.executable, "-m", "dlx", *args], cwd=d.cwd, env=d.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for d, args in calls]
-    done = []
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return done
+    """Run several `dlx` commands at once ((Dlx, args) pairs), side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call[0](*call[1], check=False), calls))
 
 
 # ------------------------------------------------------------------------------ digits
