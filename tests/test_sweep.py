@@ -113,8 +113,9 @@ def test_optuna_sweep_runs_n_trials_and_records_the_best(dlx):
 def test_joblib_sweep_loses_no_run(dlx):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     lrs = ",".join(str(0.001 * i) for i in range(1, 9))
-    dlx.train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"optimizer.lr={lrs}",
-              "model=mlp", "trainer.epochs=1")
+    proc = dlx.train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     f"optimizer.lr={lrs}", "model=mlp", "trainer.epochs=1", timeout=240)
+    assert "Warning" not in proc.stderr, proc.stderr  # no leaked worker resources at exit
     parent, children = _sweep(dlx)
     assert len(children) == 8
     assert all(c.info.status == "FINISHED" for c in children)

@@ -34,6 +34,8 @@ def run() -> None:
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if "hydra_plugins.hydra_joblib_launcher._core" in sys.modules:
+        sys.exit(code)  # a joblib sweep: a normal exit stops the workers it kept (on our stdout)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

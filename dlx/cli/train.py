@@ -40,6 +40,11 @@ class TrainJobs:
         self.failures: list[str] = []
         self.stderr: ComposeErrors | None = None
 
+    def __getstate__(self) -> dict:
+        """What a launcher's worker process gets (joblib pickles the task): not this process's
+        stderr, which Hydra's composition is still writing through."""
+        return {**self.__dict__, "stderr": None}
+
     def fail(self, message: str) -> None:
         self.failures.append(message)
         if self.rank == 0:  # every rank meets the same problem: say it once
