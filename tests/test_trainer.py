@@ -197,9 +197,11 @@ def test_the_captured_step_code_path_trains(monkeypatch):
     What a CPU can show: that code path runs (the step compiled once with that mode, one mark per
     optimizer step), Inductor was asked for CUDA graphs and skipped them (a CPU graph has none),
     and the captured step trains exactly as the eager one. Recording graphs needs CUDA."""
-    from torch._dynamo.utils import counters
-
+    from dlx.training import optim
     from dlx.training.fit import fit
+
+    optim.undefer_dynamo()  # the real torch._dynamo (and its counters), as compiling loads it
+    from torch._dynamo.utils import counters
 
     compiled, marks = [], []
     real_compile, real_mark = torch.compile, torch.compiler.cudagraph_mark_step_begin
