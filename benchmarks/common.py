@@ -59,27 +59,11 @@ def write_mnist(root: Path, n_train: int = 60_000, n_test: int = 10_000, seed: i
 
 # ------------------------------------------------------------------------------ dlx in-process
 def compose(overrides: list[str], output_dir: Path):
-    """The config `dlx train OVERRIDES` would run, with Hydra's runtime set up as for a real run
-    (HydraConfig, output dir), so `dlx.run.train(cfg)` can be called in this process
-    (as lightning-hydra-template's tests call their train)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    """(cfg, runtime) of `dlx train OVERRIDES`, for `dlx.run.train(cfg, runtime)` in this process
+    (as lightning-hydra-template's tests call their train): dlx's own builder."""
+    from dlx.runtime import compose as dlx_compose
 
-    from dlx.config import CONF_DIR
-    from dlx.config import register
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):  # as Hydra's run_job: the task sees its config without the hydra node
-        del cfg["hydra"]
-    return cfg
+    return dlx_compose(overrides, output_dir)
 
 
 # ------------------------------------------------------------------------------ reporting

@@ -6,7 +6,7 @@
 Reference: the source material's loop - a DataLoader (shuffle, no workers) over an in-memory
 TensorDataset of float images, `.to(device)` per batch, zero_grad/forward/backward/step and
 `running_loss += loss.item()` - training dlx's `model=cnn` (conv32-pool-conv64-pool-fc128-fc10)
-with Adam lr 1e-3. dlx: `dlx.run.train(cfg)` on a config composed as `dlx train` composes it
+with Adam lr 1e-3. dlx: `dlx.run.train(cfg, runtime)` on a config composed as `dlx train` composes it
 (dataset=mnist read from IDX files, tracking on, checkpoints on), same model, optimizer, batch
 size, threads and training samples (dataset.val_fraction=0: no validation pass to time).
 Each side runs --warmup untimed epochs, then --epochs timed ones; samples/s = training samples per
@@ -70,14 +70,14 @@ def dlx_fit(root: Path, work: Path, batch_size: int, epochs: int, warmup: int, d
         def on_epoch_end(self, epoch, metrics):
             self.end = time.perf_counter()
 
-    cfg = common.compose([
+    cfg, runtime = common.compose([
         "model=cnn", "optimizer=adam", "optimizer.lr=0.001", "dataset=mnist",
         f"dataset.root={root}", "dataset.val_fraction=0", f"dataset.batch_size={batch_size}",
         f"trainer.epochs={warmup + epochs}", f"trainer.device={device}", "trainer.seed=0",
         f"tracking.uri=sqlite:///{work / 'mlflow.db'}", "tracking.log_model=false", *overrides,
     ], work / f"run_bs{batch_size}")
     clock = Clock()
-    result = train(cfg, callbacks=[clock])
+    result = train(cfg, runtime, callbacks=[clock])
     bounds = clock.starts + [clock.end]
     return [b - a for a, b in itertools.pairwise(bounds)][warmup:], result
 
@@ -110,7 +110,7 @@ def main() -> None:
         x, y = common.mnist_like(args.samples, 0)  # the very images dlx reads from the files
         x = torch.from_numpy(x).unsqueeze(1).float().div(255)  # the source's ToTensor(): [0, 1]
         y = torch.from_numpy(y).long()
-        model_cfg = common.compose(["model=cnn"], work / "compose").model
+        model_cfg = common.compose(["model=cnn"], work / "compose")[0].model
         spec = Spec("multiclass", (1, 28, 28), 10)
         for bs in sizes:
             torch.manual_seed(0)

@@ -3,7 +3,7 @@
     python benchmarks/tracking_overhead.py              # model=cnn dataset=digits, 10 epochs, 5 repeats
 
 Two ways, both reported:
-- warm, in one process: `dlx.run.train(cfg)` on a config composed as `dlx train` composes it, and
+- warm, in one process: `dlx.run.train(cfg, runtime)` on a config composed as `dlx train` composes it, and
   the tracking writer drained after it (until the run is in the store), timed; the modes take
   turns after one untimed warm-up each. What a run inside a sweep pays.
 - whole process: `dlx train ...` started from the shell, in a directory whose ./mlflow.db exists
@@ -45,9 +45,9 @@ def warm(base: list[str], repeats: int, tmp: Path) -> dict[str, list[float]]:
     for repeat in range(repeats + 1):  # repeat 0: the untimed warm-up
         for mode, extra in MODES.items():
             n += 1
-            cfg = common.compose([*base, *extra], tmp / "runs" / str(n))
+            cfg, runtime = common.compose([*base, *extra], tmp / "runs" / str(n))
             start = time.perf_counter()
-            train(cfg)
+            train(cfg, runtime)
             if client.running():
                 client.writer().drain()  # the run is in the store
             seconds = time.perf_counter() - start
@@ -109,7 +109,7 @@ def main() -> None:
     print(text)
     if not args.no_record:
         note = (f"`{' '.join(base)}`, {args.repeats} timed runs per mode after one warm-up each; "
-                "warm: `dlx.run.train(cfg)` plus draining the tracking writer, in one process; "
+                "warm: `dlx.run.train(cfg, runtime)` plus draining the tracking writer, in one process; "
                 "whole process: `dlx train` from the shell with an existing ./mlflow.db. Command: "
                 f"`{' '.join(['python', 'benchmarks/tracking_overhead.py', *sys.argv[1:]])}`. "
                 "Targets: tracked - untracked <= 3% of the tracked run's wall time; system metrics "

@@ -10,19 +10,17 @@ business (dlx/tracking/recorder.py), done in the tracking writer's process.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlx import models
 from dlx.config import check_monitor, task_of
 from dlx.data import registry
 from dlx.errors import ConfigError
+from dlx.runtime import Runtime
 from dlx.sweep import fused, optuna_study, prefix
 from dlx.tracking.recorder import Recorder
 from dlx.training import checkpoint, distributed, evaluation, optim, regularizers, schedulers
@@ -43,11 +41,8 @@ class Result:
     link: str | None = None  # the run's page in MLflow's UI
 
 
-def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
-    started = time.time()
-    hydra = HydraConfig.get()
-    output_dir = Path(hydra.runtime.output_dir)
-    in_sweep = hydra.mode == RunMode.MULTIRUN
+def train(cfg: DictConfig, runtime: Runtime, callbacks: list[Callback] = ()) -> Result:
+    output_dir, in_sweep = runtime.output_dir, runtime.sweep
     shared = prefix.result_for(output_dir) if in_sweep else None
     if shared is not None:  # a sweep point trained as a milestone of a longer point
         return Result(**shared)
@@ -55,9 +50,9 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> Result:
     device = devices.resolve(cfg.trainer.device)
     group, device = distributed.setup(cfg.trainer.strategy, device, in_sweep)
     try:
-        devices.setup_process(cfg.trainer, device, hydra.launcher.get("n_jobs") if in_sweep else None)
+        devices.setup_process(cfg.trainer, device, runtime.n_jobs)
         main = group is None or group.main  # rank 0 tracks, checkpoints and reports
-        recorder = Recorder(cfg, hydra, output_dir, in_sweep, started, main)
+        recorder = Recorder(cfg, runtime, main)
         return _train(cfg, list(callbacks) if main else [], device, group, recorder, in_sweep)
     finally:
         if group:
@@ -78,7 +73,7 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
     identity = {"model": OmegaConf.to_container(cfg.model, resolve=True),
                 "spec": [data.spec.task, list(data.spec.input_shape), data.spec.num_outputs],
                 "optimizer": cfg.optimizer._target_}
-    rung = HydraConfig.get().sweeper.get("rung")  # sweep=halving: a candidate going on
+    rung = recorder.runtime.rung  # sweep=halving: a candidate going on
     resume, ckpt_dir = checkpoint.resume_state(cfg.trainer.resume, identity, in_sweep and rung is None,
                                                recorder.output_dir / checkpoint.DIR, _run_dir_of(cfg))
 
@@ -106,8 +101,8 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
             status = "FINISHED"
             return Result(**stacked)
         milestones = prefix.milestones(cfg, on_device, options, identity, recorder)
-        pruning = optuna_study.pruning(cfg.trainer.monitor) if in_sweep else None
-        overrides = resume["meta"]["overrides"] if resume else " ".join(HydraConfig.get().overrides.task)
+        pruning = optuna_study.pruning(recorder.runtime.trial, cfg.trainer.monitor)
+        overrides = resume["meta"]["overrides"] if resume else " ".join(recorder.runtime.overrides)
         meta = recorder.checkpoint_meta(identity, overrides)
         every = cfg.trainer.checkpoint_every
         history = fit(

@@ -15,7 +15,7 @@ from dlx import interrupts
 from dlx.cli import progress
 from dlx.cli.app import CONF_DIR, app, debug, err
 from dlx.cli.overrides import ComposeErrors, prepare
-from dlx.training.launch import rank
+from dlx.runtime import rank
 
 NO_JOB = {"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--hydra-help"}
 DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
@@ -84,9 +84,13 @@ class TrainJobs:
                 from dlx.tracking.recorder import prepare
 
                 prepare(cfg)  # the writer opens the store while this process imports torch
-            from dlx.run import train
+            from hydra.core.hydra_config import HydraConfig
 
-            result = train(cfg, callbacks=progress.epochs(cfg.trainer.progress))
+            from dlx.run import train
+            from dlx.runtime import Runtime
+
+            result = train(cfg, Runtime.of(HydraConfig.get()),
+                           callbacks=progress.epochs(cfg.trainer.progress))
             if in_worker():  # a launcher's worker process: its records are complete when it returns
                 client.drain()
         except DlxError as e:

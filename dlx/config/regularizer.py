@@ -12,7 +12,7 @@ MODES = ("min", "max")
 
 
 def monitor(default: str):
-    """A validation metric (which ones a task logs: dlx/training/metrics.py)."""
+    """A validation metric (which ones a task logs: dlx/tasks.py)."""
     return matches(default, lambda v: str(v).startswith("val_"),
                    "must name a validation metric (val_loss, val_accuracy, ...)")
 

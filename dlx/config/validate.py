@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from dlx.config.fields import check_of, problems_of
 from dlx.config.schemas import REQUIRED, SCHEMAS
 from dlx.errors import ConfigError
-from dlx.training.launch import world_size as _ranks
-from dlx.training.metrics import metric_names
+from dlx.runtime import world_size as _ranks
+from dlx.tasks import metric_names
 
 # `_target_` names code that instantiate() imports and runs: a shared config could name anything,
 # so only dlx's and torch's classes unless the user opts out in their environment (not in a

@@ -241,13 +241,13 @@ def train(cfg, data, model, options: dict, recorder, identity: dict, setup,
     every, main = cfg.trainer.checkpoint_every, recorder.main
     entries = [(cfg, recorder, model)]  # this point's: it keeps the CLI's progress too
     for p in points:  # the same initial weights: the points differ only in optimizer.lr
-        rec = Recorder(p.cfg, p.config.hydra, p.output_dir, True, recorder.started, main)
+        rec = Recorder(p.cfg, p.runtime(recorder.started), main)
         rec.start(data, options, None, True)  # this point's training read it
         entries.append((p.cfg, rec, copy.deepcopy(model)))
     copies = []
     for c, rec, m in entries:
         optimizer, opts = setup(c, m)
-        meta = rec.checkpoint_meta(identity, " ".join(rec.hydra.overrides.task))
+        meta = rec.checkpoint_meta(identity, " ".join(rec.runtime.overrides))
         ckpt = checkpoint.Checkpointer(rec.output_dir / checkpoint.DIR, every, meta) \
             if every > 0 and main else None
         copies.append(Copy(m, optimizer, opts, [*(callbacks if rec is recorder else []), rec], ckpt))

@@ -108,26 +108,18 @@ def sweep(sweeper, arguments: list[str]):
     return returns
 
 
-def current_trial():
-    """This job's optuna.trial.Trial, or None outside a `sweep=optuna` multirun."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    hydra = HydraConfig.get()
-    sweeper = hydra.sweeper
-    if sweeper.get("trial") is None:
-        return None
+def trial_of(trial):
+    """The optuna.trial.Trial of a job's `dlx.runtime.Trial` (what the sweeper told the job)."""
     import optuna
     from hydra.utils import instantiate
 
-    storage = open_storage(sweeper.storage, hydra.sweep.dir)
-    pruner = instantiate(sweeper.pruner) if sweeper.pruner else optuna.pruners.NopPruner()
-    study = optuna.load_study(study_name=sweeper.study_name, storage=storage, pruner=pruner,
+    storage = open_storage(trial.storage, trial.sweep_dir)
+    pruner = instantiate(trial.pruner) if trial.pruner else optuna.pruners.NopPruner()
+    study = optuna.load_study(study_name=trial.study_name, storage=storage, pruner=pruner,
                               sampler=optuna.samplers.RandomSampler())  # the job never samples
-    study_id = storage.get_study_id_from_name(sweeper.study_name)
+    study_id = storage.get_study_id_from_name(trial.study_name)
     return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(
-        study_id, sweeper.trial))
+        study_id, trial.number))
 
 
 class Pruning:
@@ -152,7 +144,6 @@ class Pruning:
         return False
 
 
-def pruning(monitor: str) -> Any:
-    """The Pruning callback of this job's trial, or None when it is not an Optuna trial."""
-    trial = current_trial()
-    return None if trial is None else Pruning(trial, monitor)
+def pruning(trial, monitor: str) -> Any:
+    """The Pruning callback of a job's trial (`dlx.runtime.Trial`), or None: not an Optuna trial."""
+    return None if trial is None else Pruning(trial_of(trial), monitor)

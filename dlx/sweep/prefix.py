@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ class Point:
     @property
     def epochs(self) -> int:
         return int(self.config.trainer.epochs)
+
+    def runtime(self, started: float):
+        from dlx.runtime import Runtime
+
+        return dataclasses.replace(Runtime.of(self.config.hydra, self.output_dir), started=started)
 
     @property
     def cfg(self) -> DictConfig:
@@ -146,8 +152,7 @@ class Milestones:
         self.pending = sorted(points, key=lambda p: p.epochs)
         every = cfg.trainer.checkpoint_every
         for p in self.pending:
-            p.recorder = Recorder(p.cfg, p.config.hydra, p.output_dir, True, recorder.started,
-                                  recorder.main)
+            p.recorder = Recorder(p.cfg, p.runtime(recorder.started), recorder.main)
             p.recorder.start(data, options, None, True)  # the longer point read it
             meta = p.recorder.checkpoint_meta(identity, " ".join(p.config.hydra.overrides.task))
             if every > 0 and recorder.main:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlx import models
 from dlx.config import flatten
+from dlx.runtime import Runtime
 from dlx.training.callbacks import Callback
 
 PARENT_ENV = "DLX_SWEEP_PARENT_RUN_ID"  # a sweep's parent run id, for jobs in other processes
@@ -43,18 +44,17 @@ def prepare(cfg: DictConfig):
 
 
 class Recorder(Callback):
-    def __init__(self, cfg: DictConfig, hydra, output_dir: Path, in_sweep: bool, started: float,
-                 main: bool = True):
-        """`main`: this process is the one that records (DDP: rank 0)."""
+    def __init__(self, cfg: DictConfig, runtime: Runtime, main: bool = True):
+        """`runtime`: how the run was started (its output dir, name, overrides); `main`: this
+        process is the one that records (DDP: rank 0)."""
         from dlx.tracking import client, resolve_uri
 
-        self.cfg, self.hydra, self.output_dir, self.started = cfg, hydra, output_dir, started
-        self.main = main
+        self.cfg, self.runtime, self.main = cfg, runtime, main
+        self.output_dir, self.started, self.name = runtime.output_dir, runtime.started, runtime.name
         self.writer = client.writer() if cfg.tracking.enabled and main else None
         self.uri = resolve_uri(cfg.tracking.uri)
-        self.name = f"{output_dir.parent.name}_{output_dir.name}" if in_sweep else output_dir.name
-        self.parent = os.environ.get(PARENT_ENV) if in_sweep else None
-        self.key = f"{os.getpid()}:{output_dir}"  # names this run in the writer's messages
+        self.parent = os.environ.get(PARENT_ENV) if runtime.sweep else None
+        self.key = f"{os.getpid()}:{self.output_dir}"  # names this run in the writer's messages
         self._id: str | None = None
         self._reply = None  # the writer's answer to start_run: the run id
         self.logged: set[int] = set()  # epochs the run has already (a resumed run)
@@ -96,8 +96,8 @@ class Recorder(Callback):
         `resumed_dir`) the checkpoint's run goes on."""
         if not self.writer:
             return
-        choices, cfg = self.hydra.runtime.choices, self.cfg
-        overrides = list(self.hydra.overrides.task)
+        choices, cfg = self.runtime.choices, self.cfg
+        overrides = list(self.runtime.overrides)
         tags = {
             "dlx.model": choices.get("model"), "dlx.dataset": choices.get("dataset"),
             "dlx.optimizer": choices.get("optimizer"),
@@ -109,7 +109,7 @@ class Recorder(Callback):
             "dlx.capture": str(options["capture"]).lower(),
             **({"dlx.world_size": group.size, "dlx.backend": group.backend} if group else {}),
         }
-        rung = self.hydra.sweeper.get("rung") if "sweeper" in self.hydra else None
+        rung = self.runtime.rung
         if rung is not None:  # sweep=halving: the rung this candidate has reached
             tags["dlx.rung"] = rung
         if resume is None:

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from dlx.errors import ConfigError
-from dlx.training.launch import launched
+from dlx.runtime import launched
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlx.training.metrics import CLASSIFICATION
+from dlx.tasks import CLASSIFICATION
 
 
 def loss_fn(task: str) -> nn.Module:

@@ -1,31 +1,10 @@
-"""What a run measures, without torch: the metric names each task logs, the steps in an epoch,
-and scikit-learn's classification report and confusion matrix. The training process, the
-tracking writer and `dlx eval` all read these, so each rule has this one home."""
+"""What a run measures, without torch: the steps in an epoch, and scikit-learn's classification
+report and confusion matrix. The training process, the tracking writer and `dlx eval` all read
+these, so each rule has this one home (the metric names each task logs: dlx/tasks.py)."""
 
 from __future__ import annotations
 
 import math
-
-# per task, the metrics evaluate() computes besides the loss (dlx/training/evaluation.py)
-TASK_METRICS = {
-    "regression": ("mse", "mae", "r2"),
-    "reconstruction": ("mse", "mae"),  # the reconstruction error, per pixel/feature
-    "binary": ("accuracy",),
-    "multiclass": ("accuracy",),
-    "classification": ("accuracy",),  # a CSV's task before its classes are counted
-}
-CLASSIFICATION = ("binary", "multiclass", "classification")
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    """The metrics a `task` run logs per split, e.g. ("loss", "accuracy"): val_loss, test_loss..."""
-    return ("loss", *TASK_METRICS[task])
-
-
-def headline(task: str) -> str:
-    """The one metric that sums a finished run up: accuracy, r2 or mse."""
-    return {"regression": "r2", "reconstruction": "mse"}.get(task, "accuracy")
-
 
 def steps_per_epoch(n: int, batch_size: int, ranks: int = 1) -> int:
     """Optimizer steps in one epoch over n rows. A last batch of 1 row (batch norm cannot train on

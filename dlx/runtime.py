@@ -1,0 +1,124 @@
+"""What a run needs to know about how it was started, without torch or Hydra at import:
+
+- `Runtime`: the part of Hydra's runtime a run reads (its output dir, whether it is a sweep job,
+  the overrides and group choices it was composed from, the launcher's parallel jobs, and what a
+  halving or Optuna sweeper told the job). `dlx.run.train(cfg, runtime)` takes it as an argument;
+  the Hydra entry point builds it with `Runtime.of(HydraConfig.get())`, a launcher with
+  `Runtime.of(job.hydra)`, tests and benchmarks with `compose(overrides)`.
+- torchrun's environment: `world_size()`, `launched()`, `rank()` (the CLI and config checks read
+  them before torch is imported).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+# ------------------------------------------------------------------------ torchrun's environment
+def world_size() -> int:
+    """Processes training this run: torchrun's WORLD_SIZE (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launched() -> bool:
+    """True in a process started by torchrun with more than one rank."""
+    return world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank under torchrun (0 otherwise): only rank 0 prints and tracks."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
+# ------------------------------------------------------------------------------ Hydra's runtime
+@dataclass(frozen=True)
+class Trial:
+    """sweep=optuna: the study and trial number the sweeper gave this job."""
+
+    number: int
+    study_name: str
+    storage: str | None  # None: the journal file in the sweep dir
+    sweep_dir: str
+    pruner: Any = None  # the pruner's config ({_target_: ...}), or None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How one run (one Hydra job) was started: what `train` reads instead of Hydra's globals."""
+
+    output_dir: Path
+    sweep: bool = False  # a job of a multirun (`dlx train -m`)
+    overrides: tuple[str, ...] = ()  # the job's overrides, as typed (Hydra's overrides.task)
+    choices: dict[str, Any] = field(default_factory=dict)  # config group -> the option chosen
+    n_jobs: int | None = None  # jobs the launcher runs at once (threads per job follow from it)
+    rung: int | None = None  # sweep=halving: the rung this candidate runs
+    trial: Trial | None = None  # sweep=optuna: the trial this job is
+    started: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        """The run's name: its output dir's name (a sweep job's: the sweep's, then its number)."""
+        d = self.output_dir
+        return f"{d.parent.name}_{d.name}" if self.sweep else d.name
+
+    @classmethod
+    def of(cls, hydra, output_dir: str | Path | None = None) -> Runtime:
+        """From Hydra's config node of a job (`HydraConfig.get()`, or a composed job's `hydra`
+        with the `output_dir` a launcher gives it)."""
+        from hydra.types import RunMode
+        from omegaconf import OmegaConf
+
+        sweep = hydra.mode in (RunMode.MULTIRUN, "MULTIRUN")
+        sweeper = hydra.get("sweeper") or {}
+        trial = None
+        if sweep and sweeper.get("trial") is not None:
+            pruner = sweeper.get("pruner")
+            trial = Trial(int(sweeper.trial), str(sweeper.study_name), sweeper.get("storage"),
+                          str(hydra.sweep.dir),
+                          OmegaConf.to_container(pruner, resolve=True) if pruner else None)
+        n_jobs = hydra.launcher.get("n_jobs") if sweep else None
+        return cls(
+            output_dir=Path(output_dir if output_dir is not None else hydra.runtime.output_dir),
+            sweep=sweep,
+            overrides=tuple(hydra.overrides.task),
+            choices=dict(OmegaConf.to_container(hydra.runtime.choices, resolve=True)),
+            n_jobs=int(n_jobs) if n_jobs is not None else None,
+            rung=sweeper.get("rung") if sweep else None,
+            trial=trial,
+        )
+
+
+def compose(overrides: list[str] = (), output_dir: str | Path | None = None):
+    """(cfg, runtime) of `dlx train OVERRIDES` without the command line: the same conf/ tree and
+    schemas, composed with Hydra's compose API, the run dir as the CLI would name it (under the
+    working directory) unless `output_dir` is given, and created. What tests and benchmarks
+    hand to `dlx.run.train`; the config is not validated here (`dlx.config.validate`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from dlx.config import CONF_DIR, register
+
+    register()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    if output_dir is None:  # the run dir as Hydra names it (its ${now:...} and group choices)
+        HydraConfig.instance().set_config(cfg)
+        output_dir = HydraConfig.get().run.dir
+        HydraConfig.instance().cfg = None  # nothing reads Hydra's globals: the runtime is passed
+        OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
+    Path(cfg.hydra.runtime.output_dir).mkdir(parents=True, exist_ok=True)
+    runtime = Runtime.of(cfg.hydra)
+    with open_dict(cfg):  # as Hydra's run_job: the task sees its config without the hydra node
+        del cfg["hydra"]
+    return cfg, runtime
