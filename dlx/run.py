@@ -1,15 +1,23 @@
-"""`train(cfg)`: one run, from composed config to MLflow record, read top to bottom:
+"""`train(cfg, runtime)`: one run, from composed config to MLflow record, read top to bottom:
 
     where -> data -> model -> optimizer -> record -> fit -> test -> record
 
-A plain function: the CLI wraps it for Hydra; tests, benchmarks and sweeps call the same thing.
-It returns the monitored validation metric, which is what a sweeper optimizes. The config has
-been validated (dlx/config/validate.py) by the caller; what a run records is the recorder's
-business (dlx/tracking/recorder.py), done in the tracking writer's process.
+`train_group(points)` is the same recipe for the points of a sweep that share one training
+(dlx's launcher hands them over explicitly; a plain run is a group of one): points that differ
+only in trainer.epochs are one network trained to the longest, each shorter point ending at its
+epoch as its own run would (a milestone); points that differ only in optimizer.lr are one network
+each (a `fit.Member`), stacked in the one fit loop when `fuse` says so (dlx/sweep/fused.py).
+Every point is its own MLflow run and Result.
+
+Plain functions: the CLI wraps them for Hydra; tests, benchmarks and launchers call the same
+thing. A Result's objective is the monitored validation metric, what a sweeper optimizes. The
+config has been validated (dlx/config/validate.py) by the caller; what a run records is the
+recorder's business (dlx/tracking/recorder.py), done in the tracking writer's process.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +28,15 @@ from dlx import models
 from dlx.config import check_monitor, task_of
 from dlx.data import registry
 from dlx.errors import ConfigError
-from dlx.runtime import Runtime
-from dlx.sweep import fused, optuna_study, prefix
+from dlx.runtime import Point, Runtime
+from dlx.sweep import fused, optuna_study
 from dlx.tracking.recorder import Recorder
 from dlx.training import checkpoint, distributed, evaluation, optim, regularizers, schedulers
 from dlx.training import device as devices
+from dlx.training.callbacks import Callback
 from dlx.training.cv import cross_validate
-from dlx.training.fit import Callback, fit
+from dlx.training.fit import History, Member
+from dlx.training.fit import train as fit_members
 from dlx.training.metrics import steps_per_epoch
 
 
@@ -42,25 +52,57 @@ class Result:
 
 
 def train(cfg: DictConfig, runtime: Runtime, callbacks: list[Callback] = ()) -> Result:
-    output_dir, in_sweep = runtime.output_dir, runtime.sweep
-    shared = prefix.result_for(output_dir) if in_sweep else None
-    if shared is not None:  # a sweep point trained as a milestone of a longer point
-        return Result(**shared)
+    """One run; its failure raised."""
+    (result,) = train_group([Point(cfg, runtime)], callbacks)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def train_group(points: list[Point], callbacks: list[Callback] = (),
+                fuse: str = "auto") -> list[Result | BaseException]:
+    """Train points that differ at most in trainer.epochs and optimizer.lr as one training: each
+    point's Result, or the error that ended it, in order. `callbacks` (the CLI's progress) follow
+    the first point's network. `fuse`: auto | true | false, whether lr points train stacked."""
+    cfg, runtime = points[0].cfg, points[0].runtime
     # -- where: the device, and under torchrun this process's place in the DDP group
     device = devices.resolve(cfg.trainer.device)
-    group, device = distributed.setup(cfg.trainer.strategy, device, in_sweep)
+    group, device = distributed.setup(cfg.trainer.strategy, device, runtime.sweep)
+    runs = []
     try:
         devices.setup_process(cfg.trainer, device, runtime.n_jobs)
         main = group is None or group.main  # rank 0 tracks, checkpoints and reports
-        recorder = Recorder(cfg, runtime, main)
-        return _train(cfg, list(callbacks) if main else [], device, group, recorder, in_sweep)
+        runs = [_Run(p, Recorder(p.cfg, p.runtime, main)) for p in points]
+        _train(runs, list(callbacks) if main else [], device, group, fuse)
+    except Exception as e:  # noqa: BLE001 - every point it reached first fails with it
+        if not runs:
+            raise
+        for r in runs:
+            if r.result is None:
+                r.result = e
     finally:
         if group:
             group.close()
+    return [r.result for r in runs]
 
 
-def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) -> Result:
-    # -- data, model, optimizer
+@dataclass
+class _Run:
+    """A point while it trains: its record, its checkpoints, and in the end its Result (or error)."""
+
+    point: Point
+    recorder: Recorder
+    checkpoints: checkpoint.Checkpointer | None = None
+    result: Result | BaseException | None = None
+
+    @property
+    def cfg(self) -> DictConfig:
+        return self.point.cfg
+
+
+def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
+    cfg = runs[0].cfg
+    # -- data, model (every network of the group starts from these weights), optimizers
     data, cached = registry.load_cached(cfg.dataset)
     model = models.build(cfg.model, data.spec).to(device)
     if getattr(model, "reconstructs", False):  # an autoencoder: its targets are its inputs
@@ -69,77 +111,190 @@ def _train(cfg, callbacks, device, group, recorder: Recorder, in_sweep: bool) ->
         problems = check_monitor(cfg, data.spec.task)
         if problems:
             raise ConfigError("invalid config: " + "; ".join(problems))
-    optimizer, options = _fit_setup(cfg, model, data)
     identity = {"model": OmegaConf.to_container(cfg.model, resolve=True),
                 "spec": [data.spec.task, list(data.spec.input_shape), data.spec.num_outputs],
                 "optimizer": cfg.optimizer._target_}
-    rung = recorder.runtime.rung  # sweep=halving: a candidate going on
-    resume, ckpt_dir = checkpoint.resume_state(cfg.trainer.resume, identity, in_sweep and rung is None,
-                                               recorder.output_dir / checkpoint.DIR, _run_dir_of(cfg))
+    rng = _rng_state(device)  # what each network's training starts from, as in its own run
+    members = _members(runs, model, data)
+    resume, ckpt_dir = checkpoint.resume_state(
+        cfg.trainer.resume, identity, runs[0].point.runtime.sweep and runs[0].point.runtime.rung is None,
+        runs[0].point.runtime.output_dir / checkpoint.DIR, _run_dir_of(cfg))
 
-    # -- record: from here on the run ends FINISHED, FAILED or KILLED, never RUNNING
-    status, milestones = "FAILED", None
+    # -- record: from here on every run ends FINISHED, FAILED or KILLED, never RUNNING
+    status, objective = "FAILED", None
     try:
-        recorder.start(data, options, resume, cached, group, resumed_dir=ckpt_dir.parent)
-        cv = None
+        for member, share in members:
+            for r in share:
+                r.recorder.start(data, member.options, resume, cached or r is not runs[0], group,
+                                 resumed_dir=ckpt_dir.parent)
+                r.checkpoints = _checkpointer(r, identity, resume, ckpt_dir)
         if cfg.trainer.cv_folds > 1:  # K-fold cross-validation on train+val, then one refit
+            (run,) = runs
             fresh = lambda d: _fresh(cfg, d, device)  # noqa: E731
-            cv, data = cross_validate(cfg, data, device, fresh, callbacks, recorder)
+            cv, data = cross_validate(cfg, data, device, fresh, callbacks, run.recorder)
+            objective = cv["mean"][cfg.trainer.monitor]
             if not cfg.trainer.cv_refit:  # scores only: no final model, no test metrics
+                _end(run, objective, {}, 0)
                 status = "FINISHED"
-                return Result(cv["mean"][cfg.trainer.monitor], {}, 0, str(recorder.output_dir),
-                              recorder.run_id, recorder.name, recorder.link)
+                return
             torch.manual_seed(cfg.trainer.seed)
-            model, optimizer, options = fresh(data)  # trained below on all of train+val
-            recorder.data(data)  # the refit's preprocessing (fitted on train+val) is its model's
+            net, optimizer, options = fresh(data)  # trained below on all of train+val
+            members = [(Member(net, optimizer, options), runs)]
+            run.recorder.data(data)  # the refit's preprocessing (fitted on train+val) is its model's
 
-        # -- fit (with the shorter points of a sweep that share this training, if any)
+        # -- fit: each network with its point's recorder, checkpoints and milestones
         on_device = data.to(device)
-        stacked = fused.train(cfg, on_device, model, options, recorder, identity,
-                              setup=lambda c, m: _fit_setup(c, m, data), callbacks=callbacks)
-        if stacked is not None:  # trained with the sweep points that differ only in its lr
-            status = "FINISHED"
-            return Result(**stacked)
-        milestones = prefix.milestones(cfg, on_device, options, identity, recorder)
-        pruning = optuna_study.pruning(recorder.runtime.trial, cfg.trainer.monitor)
-        overrides = resume["meta"]["overrides"] if resume else " ".join(recorder.runtime.overrides)
-        meta = recorder.checkpoint_meta(identity, overrides)
-        every = cfg.trainer.checkpoint_every
-        history = fit(
-            model, optimizer, on_device, cfg.trainer.epochs, cfg.dataset.batch_size,
-            cfg.trainer.seed, callbacks=[*callbacks, recorder, *filter(None, [milestones, pruning])],
-            **options, resume=resume,
-            checkpoints=checkpoint.Checkpointer(ckpt_dir, every, meta)
-            if every > 0 and recorder.main else None,
-            group=group,
-        )
+        for member, share in members:
+            longest = share[-1]
+            member.checkpoints = longest.checkpoints
+            pruning = optuna_study.pruning(longest.point.runtime.trial, cfg.trainer.monitor)
+            member.callbacks = [*callbacks, longest.recorder, *([pruning] if pruning else [])]
+            if len(share) > 1:
+                member.callbacks.append(_Milestones(share[:-1], longest, on_device, member.options))
+        nets, epochs = [m for m, _ in members], {s[-1].point.epochs for _, s in members}
+        example = on_device.batch(on_device.train[0][:2], False)
+        stacked = len(nets) > 1 and len(epochs) == 1 and \
+            fused.check(fuse, model, nets[0].options, example)
+        if stacked:  # the lr points as K stacked copies in the one loop
+            for m in nets[1:]:  # the progress follows the first network only
+                m.callbacks = [cb for cb in m.callbacks if cb not in callbacks]
+            fit_members(nets, on_device, epochs.pop(), cfg.dataset.batch_size, cfg.trainer.seed)
+        else:  # one network after the other, each from the state its own run starts from
+            for member, share in members:
+                _set_rng_state(rng, device)
+                fit_members([member], on_device, share[-1].point.epochs, cfg.dataset.batch_size,
+                            cfg.trainer.seed, resume=resume, group=group)
 
-        if milestones:
-            milestones.finish_rest(history, model)
-        if pruning and pruning.pruned_epoch:  # the Optuna pruner stopped this trial
-            recorder.tags({"dlx.pruned": "true", "dlx.pruned_epoch": pruning.pruned_epoch})
-
-        # -- test: the held-out split, once, with the final weights
-        scores = evaluation.score(model, on_device.test, data.spec.task, cfg.dataset.batch_size,
-                                  data.transform)
-        recorder.finish(history, scores, on_device, model, options)
+        # -- test: the held-out split, once per point, with its final weights
+        for member, share in members:
+            if member.error is not None:  # a non-finite loss: its points not ended yet fail
+                for r in share:
+                    if r.result is None:
+                        r.result = member.error
+                        r.recorder.end("FAILED")
+                continue
+            tags = {"dlx.fused_with": str(len(runs))} if stacked else {}
+            for cb in member.callbacks:
+                if isinstance(cb, _Milestones):  # training ended before some (early stopping)
+                    cb.finish_rest(member.model, member.history, tags)
+                    tags["dlx.shared_training"] = cb.training_run_id
+                elif isinstance(cb, optuna_study.Pruning) and cb.pruned_epoch:  # pruned trial
+                    tags.update({"dlx.pruned": "true", "dlx.pruned_epoch": cb.pruned_epoch})
+            _finish(share[-1], member.model, member.history, on_device, member.options, tags,
+                    objective)
         status = "FINISHED"
-        objective = cv["mean"][cfg.trainer.monitor] if cv else history.final.get(cfg.trainer.monitor)
-        return Result(objective, scores.metrics, len(history), str(recorder.output_dir),
-                      recorder.run_id, recorder.name, recorder.link)
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-        if milestones:
-            milestones.end(status, e)
         raise
     finally:
-        recorder.end(status)
+        for r in runs:
+            r.recorder.end(status)
 
 
+def _members(runs: list[_Run], model, data) -> list[tuple[Member, list[_Run]]]:
+    """One network per optimizer.lr, with its points shortest first (the longest trains, the
+    others end at their epochs); every network starts from `model`'s weights."""
+    by_lr: dict[float, list[_Run]] = {}
+    for r in runs:
+        by_lr.setdefault(float(r.cfg.optimizer.lr), []).append(r)
+    members = []
+    for i, share in enumerate(by_lr.values()):
+        share.sort(key=lambda r: r.point.epochs)
+        net = model if i == 0 else copy.deepcopy(model)
+        optimizer, options = _fit_setup(share[-1].cfg, net, data)
+        members.append((Member(net, optimizer, options), share))
+    return members
+
+
+def _checkpointer(r: _Run, identity: dict, resume: dict | None, resumed: Path):
+    """A point's checkpoints (rank 0, trainer.checkpoint_every > 0), in its own run dir (or the
+    resumed run's), saying which run and overrides they belong to."""
+    every = r.cfg.trainer.checkpoint_every
+    if every <= 0 or not r.recorder.main:
+        return None
+    overrides = resume["meta"]["overrides"] if resume else " ".join(r.point.runtime.overrides)
+    where = resumed if resume else r.point.runtime.output_dir / checkpoint.DIR
+    return checkpoint.Checkpointer(where, every, r.recorder.checkpoint_meta(identity, overrides))
+
+
+# ------------------------------------------------------------------------ the end of a point
+def _finish(r: _Run, model, history: History, data, options: dict, tags: dict,
+            objective: float | None = None) -> None:
+    """A trained point ends: the test split scored once (under fork_rng: a training that goes on
+    draws what it would), its record finished (tags, reports, model) and its Result."""
+    cuda = [data.test[0].device] if data.test[0].device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        scores = evaluation.score(model, data.test, data.spec.task, r.cfg.dataset.batch_size,
+                                  data.transform)
+    if tags:
+        r.recorder.tags(tags)
+    r.recorder.finish(history, scores, data, model, options)
+    _end(r, history.final.get(r.cfg.trainer.monitor) if objective is None else objective,
+         scores.metrics, len(history))
+
+
+def _end(r: _Run, objective: float | None, test: dict, epochs: int) -> None:
+    """The one place a point ends FINISHED and gets its Result."""
+    r.recorder.end("FINISHED")
+    rec = r.recorder
+    r.result = Result(objective, test, epochs, str(r.point.runtime.output_dir), rec.run_id,
+                      rec.name, rec.link)
+
+
+class _Milestones(Callback):
+    """The shorter points of a network's training: each records the epochs up to its own, with
+    its own checkpoints, then ends at its epoch as its own run would, from a copy of the model
+    (with early stopping's best weights when it restores them), so the training goes on as if
+    nothing had happened. It is exact only when nothing reads the total epoch count: dlx's
+    launcher groups points only then (dlx/sweep/launcher.py)."""
+
+    def __init__(self, runs: list[_Run], training: _Run, data, options: dict):
+        self.pending, self.training, self.data, self.options = list(runs), training, data, options
+        self.loop = None
+
+    @property
+    def training_run_id(self) -> str:
+        """The MLflow run of the point that trains (the longest)."""
+        return self.training.recorder.run_id or ""
+
+    def on_fit_start(self, loop) -> None:
+        self.loop = loop
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        es = self.loop.early_stopping
+        for r in list(self.pending):
+            r.recorder.on_epoch_end(epoch, metrics)
+            if r.checkpoints:  # what its own run would write this epoch
+                r.checkpoints(self.loop.state, epoch, best=bool(es and es.best_epoch == epoch),
+                              final=epoch == r.point.epochs or self.loop.stopping)
+            if epoch == r.point.epochs:
+                model = copy.deepcopy(self.loop.model)
+                if es is not None and es.restore_best and es.best_state is not None:
+                    model.load_state_dict(es.best_state)
+                self._finish(r, model, self.loop.history)
+
+    def finish_rest(self, model, history: History, tags: dict) -> None:
+        """Training ended before some milestones (early stopping): those points end with the
+        model as the training ended, as their own runs would have."""
+        for r in list(self.pending):
+            self._finish(r, model, history, tags)
+
+    def _finish(self, r: _Run, model, source: History, tags: dict | None = None) -> None:
+        self.pending.remove(r)
+        es = self.loop.early_stopping
+        h = History(source)
+        h.best_epoch = es.best_epoch if es else None
+        restored = es.best_epoch if es is not None and es.restore_best and es.best_state else None
+        h.final_epoch, h.seconds, h.stopped_epoch = restored or len(h), source.seconds, source.stopped_epoch
+        _finish(r, model, h, self.data, self.options,
+                {**(tags or {}), "dlx.shared_training": self.training_run_id})
+
+
+# ------------------------------------------------------------------------------ building blocks
 def _fit_setup(cfg: DictConfig, model, data) -> tuple[torch.optim.Optimizer, dict]:
     """Regularizers (dropout rate, penalties, decoupled decay groups), optimizer and lr schedule
-    for `model` on `data`: the optimizer and fit's keyword options. The run and every
-    cross-validation fold go through here, so folds train exactly as the run does."""
+    for `model` on `data`: the optimizer and fit's keyword options. Every network of a group and
+    every cross-validation fold go through here, so each trains exactly as its own run does."""
     regs = regularizers.build(cfg.get("regularizer"), model, cfg.trainer.monitor,
                               cfg.trainer.monitor_mode, data.val is not None)
     device = next(model.parameters()).device
@@ -158,6 +313,16 @@ def _fresh(cfg: DictConfig, data, device):
     """A new model for `data` with its optimizer and fit options: each CV fold's, and the refit's."""
     model = models.build(cfg.model, data.spec).to(device)
     return (model, *_fit_setup(cfg, model, data))
+
+
+def _rng_state(device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: tuple, device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def _run_dir_of(cfg: DictConfig):

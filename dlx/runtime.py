@@ -122,3 +122,16 @@ def compose(overrides: list[str] = (), output_dir: str | Path | None = None):
     with open_dict(cfg):  # as Hydra's run_job: the task sees its config without the hydra node
         del cfg["hydra"]
     return cfg, runtime
+
+
+@dataclass
+class Point:
+    """One run to train: its config (the task's, without Hydra's node) and how it was started.
+    `dlx.run.train_group` trains the points that share one training together."""
+
+    cfg: Any  # DictConfig
+    runtime: Runtime
+
+    @property
+    def epochs(self) -> int:
+        return int(self.cfg.trainer.epochs)

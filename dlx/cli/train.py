@@ -50,10 +50,13 @@ class TrainJobs:
         if self.rank == 0:  # every rank meets the same problem: say it once
             err(message)
 
-    def task(self, cfg) -> float | None:
-        """What Hydra runs for every job: `dlx.run.train`, its problems as one line each. A
+    def task(self, cfg, group: list = (), results: list | None = None, fuse: str = "auto",
+             result=None) -> float | None:
+        """What Hydra runs for every job: `dlx.run.train_group`, its problems as one line each. A
         failed job returns the worst finite objective, so a sweeper ranks it last and goes on
-        (a NaN or None would stop Optuna)."""
+        (a NaN or None would stop Optuna). dlx's launcher gives the first job of a group the
+        other points that share its training (`group`; their results go to `results`), and each
+        of those jobs the `result` it got."""
         if self.stderr is not None:
             self.stderr.release()
         from hydra.core.hydra_config import HydraConfig
@@ -67,46 +70,69 @@ class TrainJobs:
             typer.echo(line)  # point 7/27 (...) ... ~1m40s left
         worst = sys.float_info.max if cfg.trainer.monitor_mode == "min" else -sys.float_info.max
         try:
-            return self._train(cfg, worst)
+            if result is None:
+                result = self._train(cfg, list(group), results, fuse)
+            return self._say(result, worst)
         finally:
             if line:
                 sweep.end()
 
-    def _train(self, cfg, worst: float) -> float | None:
+    def _train(self, cfg, group: list, results: list | None, fuse: str):
+        """This job's Result (or the error it met), training `group` with it; their results
+        (or errors) in order into `results`."""
+        from hydra.core.hydra_config import HydraConfig
+
         from dlx.config import validate
         from dlx.errors import DlxError
-        from dlx.sweep.callback import in_worker
-        from dlx.tracking import client
+        from dlx.runtime import Point, Runtime
 
-        try:
-            validate(cfg)  # a bad config is reported before torch is imported
-            if self.rank == 0:
-                from dlx.tracking.recorder import prepare
+        points = [Point(cfg, Runtime.of(HydraConfig.get())), *group]
+        out: list = [None] * len(points)
+        valid = []
+        for i, p in enumerate(points):
+            try:
+                validate(p.cfg)  # a bad config is reported before torch is imported
+                valid.append(i)
+            except DlxError as e:
+                out[i] = e
+        if valid:
+            try:
+                if self.rank == 0:
+                    from dlx.tracking.recorder import prepare
 
-                prepare(cfg)  # the writer opens the store while this process imports torch
-            from hydra.core.hydra_config import HydraConfig
+                    prepare(cfg)  # the writer opens the store while this process imports torch
+                from dlx.run import train_group
 
-            from dlx.run import train
-            from dlx.runtime import Runtime
+                trained = train_group([points[i] for i in valid],
+                                      progress.epochs(cfg.trainer.progress), fuse)
+            except Exception as e:  # noqa: BLE001 - every point of the group met it
+                trained = [e] * len(valid)
+            for i, r in zip(valid, trained):
+                out[i] = r
+            from dlx.sweep.callback import in_worker
+            from dlx.tracking import client
 
-            result = train(cfg, Runtime.of(HydraConfig.get()),
-                           callbacks=progress.epochs(cfg.trainer.progress))
             if in_worker():  # a launcher's worker process: its records are complete when it returns
                 client.drain()
-        except DlxError as e:
-            if debug():
-                raise
-            self.fail(str(e))
-            return worst
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # a bug in dlx or a library: say what, keep the traceback opt-in
-            if debug():
-                raise
-            from dlx.tracking.redact import redact  # an unexpected message may quote a tracking URI
+        if results is not None:
+            results.extend(out[1:])
+        return out[0]
 
-            self.fail(redact(" ".join(f"{type(e).__name__}: {e}".split()))
-                      + " (set DLX_DEBUG=1 for the traceback)")
+    def _say(self, result, worst: float) -> float | None:
+        """A job's Result as the lines the user reads, its objective for the sweeper; an error
+        as one line, and the worst objective."""
+        from dlx.errors import DlxError
+
+        if isinstance(result, BaseException):
+            if debug():
+                raise result
+            if isinstance(result, DlxError):
+                self.fail(str(result))
+            else:  # a bug in dlx or a library: say what, keep the traceback opt-in
+                from dlx.tracking.redact import redact  # an unexpected message may quote a URI
+
+                self.fail(redact(" ".join(f"{type(result).__name__}: {result}".split()))
+                          + " (set DLX_DEBUG=1 for the traceback)")
             return worst
         if self.rank == 0:
             test = "  ".join(f"{k}={v:.4f}" for k, v in result.test.items())

@@ -1,6 +1,7 @@
 """dlx's Hydra launcher: the jobs of a sweep in this process, one after the other (as Hydra's
-basic launcher), with the points that differ only in trainer.epochs trained once
-(dlx/sweep/prefix.py). Each point is still its own Hydra job: its output dir, .hydra/ files,
+basic launcher), with the points that share a training handed to it together
+(dlx/sweep/sharing.py: points that differ only in trainer.epochs, and with hydra.launcher.fuse
+only in optimizer.lr). Each point is still its own Hydra job: its output dir, .hydra/ files,
 callbacks and JobReturn, in the order the sweeper asked for them.
 
 Selected by default (conf/config.yaml); `hydra.launcher.share_prefixes=false` trains every
@@ -9,6 +10,7 @@ point on its own; other launchers (joblib, slurm, ray) stay selectable.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Callable, Sequence
 
 from omegaconf import OmegaConf, open_dict
 
-from dlx.sweep import prefix  # (not fused: it imports torch; the CLI imports this module)
+from dlx.sweep import sharing  # (not fused: it imports torch; the CLI imports this module)
 
 say: Callable[[str], None] = lambda line: None  # noqa: E731 - the CLI sets how lines reach the user
 
@@ -63,50 +65,37 @@ def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequenc
            initial_job_idx: int, share_prefixes: bool, fuse: str = "auto") -> list:
     from hydra.core.utils import configure_log, run_job, setup_globals
 
-    from dlx.sweep import fused
-
     setup_globals()
     progress.expect(initial_job_idx + len(job_overrides), job_overrides)
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    points = []
+    jobs = []
     for idx, overrides in enumerate(job_overrides, initial_job_idx):
         job = hydra_context.config_loader.load_sweep_config(config, list(overrides))
         with open_dict(job):
             job.hydra.job.id = job.hydra.job.num = idx
         where = os.path.join(str(OmegaConf.select(job, "hydra.sweep.dir")),
                              str(OmegaConf.select(job, "hydra.sweep.subdir")))
-        points.append(prefix.Point(idx, list(overrides), job, Path(where).resolve()))
-    groups, why = prefix.groups(points, share_prefixes)
+        jobs.append(sharing.Job(idx, list(overrides), job, Path(where).resolve()))
+    groups, why = sharing.groups(jobs, share_prefixes, sharing.stacks(fuse, config))
     if why:
         say(why)
-    if str(fuse).lower() != "false":  # points alone may stack with those differing only in lr
-        groups = [g for g in groups if len(g) > 1] + fused_groups([g[0] for g in groups if len(g) == 1])
     returns = {}
-    for group in sorted(groups, key=lambda g: min(p.idx for p in g)):
-        if len({p.epochs for p in group}) > 1:  # epoch prefixes: the longest trains
-            *others, first = group
-            scope = prefix.sharing(others)
-        else:  # the first trains, stacked with the others if hydra.launcher.fuse says so
-            first, *others = group
-            scope = fused.offering(others, str(fuse).lower())
-        with scope:
-            returns[first.idx] = run(run_job, hydra_context, task_function, first)
-        for p in others:  # each finds its result there, or trains on its own
-            returns[p.idx] = run(run_job, hydra_context, task_function, p)
+    for lead, *others in groups:
+        # the first job of a group trains it all (the task gets the other points explicitly and
+        # fills `shared` with their results); each other job then records the result it got
+        shared: list = []
+        task = functools.partial(task_function, group=[j.point() for j in others], results=shared,
+                                 fuse=str(fuse).lower()) if others else task_function
+        returns[lead.idx] = run(run_job, hydra_context, task, lead)
+        for i, job in enumerate(others):
+            given = functools.partial(task_function, result=shared[i]) if i < len(shared) \
+                else task_function  # the group's training never got this far: on its own
+            returns[job.idx] = run(run_job, hydra_context, given, job)
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    return [returns[p.idx] for p in points]
+    return [returns[j.idx] for j in jobs]
 
 
-def fused_groups(points: list[prefix.Point]) -> list[list[prefix.Point]]:
-    """Points that differ only in optimizer.lr, together (a point alone stays alone)."""
-    by_rest: dict[tuple, list[prefix.Point]] = {}
-    for p in points:
-        rest = tuple(o for o in p.overrides if not o.lstrip("+").startswith("optimizer.lr="))
-        by_rest.setdefault(rest, []).append(p)
-    return list(by_rest.values())
-
-
-def run(run_job, hydra_context, task_function, point: prefix.Point):
-    return run_job(hydra_context=hydra_context, task_function=task_function, config=point.config,
+def run(run_job, hydra_context, task_function, job: sharing.Job):
+    return run_job(hydra_context=hydra_context, task_function=task_function, config=job.config,
                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
