@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train sweep test test-slow test-browser lint ui bench clean
+.PHONY: install train sweep test test-spawn test-slow test-browser lint ui bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ sweep: install          ## a small grid sweep: 4 runs under one parent MLflow ru
 
 test: install           ## the fast suite (CI), two test processes
 	$(BIN)/python -m pytest -q -n 2
+
+test-spawn: install     ## the `spawn` tests again, each dlx command and tracking writer a new interpreter (CI)
+	DLX_TESTS_SPAWN=1 $(BIN)/python -m pytest -q -n 2 -m spawn
 
 test-slow: install      ## the long tests only (CI runs them too)
 	$(BIN)/python -m pytest -q -n 2 -m slow

@@ -61,7 +61,7 @@ def write_mnist(root: Path, n_train: int = 60_000, n_test: int = 10_000, seed: i
 def compose(overrides: list[str], output_dir: Path):
     """(cfg, runtime) of `dlx train OVERRIDES`, for `dlx.run.train(cfg, runtime)` in this process
     (as lightning-hydra-template's tests call their train): dlx's own builder."""
-    from dlx.runtime import compose as dlx_compose
+    from dlx.config import compose as dlx_compose
 
     return dlx_compose(overrides, output_dir)
 

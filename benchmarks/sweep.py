@@ -113,7 +113,7 @@ def _sweep(args: list[str], cwd: Path) -> tuple[float, list[dict]]:
 
 
 def engines(record: bool) -> None:
-    from dlx.sweep.report import best
+    from dlx.tracking.ranking import best
 
     def point(r):
         return tuple(r["params"][k] for k in ("trainer.epochs", "dataset.batch_size", "optimizer.lr"))

@@ -4,7 +4,7 @@
   the overrides and group choices it was composed from, the launcher's parallel jobs, and what a
   halving or Optuna sweeper told the job). `dlx.run.train(cfg, runtime)` takes it as an argument;
   the Hydra entry point builds it with `Runtime.of(HydraConfig.get())`, a launcher with
-  `Runtime.of(job.hydra)`, tests and benchmarks with `compose(overrides)`.
+  `Runtime.of(job.hydra)`, tests and benchmarks with `dlx.config.compose(overrides)`.
 - torchrun's environment: `world_size()`, `launched()`, `rank()` (the CLI and config checks read
   them before torch is imported).
 """
@@ -90,38 +90,6 @@ class Runtime:
             rung=sweeper.get("rung") if sweep else None,
             trial=trial,
         )
-
-
-def compose(overrides: list[str] = (), output_dir: str | Path | None = None):
-    """(cfg, runtime) of `dlx train OVERRIDES` without the command line: the same conf/ tree and
-    schemas, composed with Hydra's compose API, the run dir as the CLI would name it (under the
-    working directory) unless `output_dir` is given, and created. What tests and benchmarks
-    hand to `dlx.run.train`; the config is not validated here (`dlx.config.validate`)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
-
-    from dlx.config import CONF_DIR, register
-
-    register()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
-    if output_dir is None:  # the run dir as Hydra names it (its ${now:...} and group choices)
-        HydraConfig.instance().set_config(cfg)
-        output_dir = HydraConfig.get().run.dir
-        HydraConfig.instance().cfg = None  # nothing reads Hydra's globals: the runtime is passed
-        OmegaConf.set_readonly(cfg.hydra, False)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(Path(output_dir).resolve())
-    Path(cfg.hydra.runtime.output_dir).mkdir(parents=True, exist_ok=True)
-    runtime = Runtime.of(cfg.hydra)
-    with open_dict(cfg):  # as Hydra's run_job: the task sees its config without the hydra node
-        del cfg["hydra"]
-    return cfg, runtime
 
 
 @dataclass

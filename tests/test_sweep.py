@@ -122,6 +122,7 @@ def test_joblib_sweep_loses_no_run(dlx):
     assert parent.data.tags["dlx.children"] == "8" and parent.data.tags["dlx.children_failed"] == "0"
 
 
+@pytest.mark.spawn  # also run with a new interpreter per command (make test-spawn)
 def test_a_failing_job_does_not_stop_the_sweep(dlx):
     proc = dlx.train("-m", "optimizer=sgd", "optimizer.lr=1e6,0.05", "trainer.epochs=2",
                      check=False)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 
+@pytest.mark.spawn  # also run with a new interpreter per command (make test-spawn)
 def test_default_cnn_on_digits_is_accurate_and_fully_recorded(dlx):
     # the README's `make train`: default CNN on scikit-learn's digits, model logged
     proc = dlx("train", "trainer.progress=false")
@@ -97,6 +98,7 @@ def test_logistic_regression_separates_the_synthetic_classes(dlx):
     assert run.data.metrics["test_accuracy"] >= 0.9
 
 
+@pytest.mark.spawn  # also run with a new interpreter per command (make test-spawn)
 def test_multirun_nests_four_children_under_one_parent(dlx):
     proc = dlx.train("-m", "optimizer=sgd,adam", "optimizer.lr=0.01,0.001", "trainer.epochs=2")
     runs = dlx.runs()
@@ -141,6 +143,7 @@ def test_tracking_uri_override_points_at_another_store(new_dlx, tmp_path):
 
 
 # ------------------------------------------------------------------------------ how a run ends
+@pytest.mark.spawn  # also run with a new interpreter per command (make test-spawn)
 def test_diverging_training_ends_the_run_failed(dlx):
     proc = dlx.train("optimizer=sgd", "optimizer.lr=1e6", "trainer.epochs=3", check=False)
     assert proc.returncode == 1
@@ -149,6 +152,7 @@ def test_diverging_training_ends_the_run_failed(dlx):
     assert run.info.status == "FAILED"
 
 
+@pytest.mark.spawn  # also run with a new interpreter per command (make test-spawn)
 def test_interrupt_ends_the_run_killed_with_exit_130(dlx):
     proc = subprocess.Popen(
         [sys.executable, "-m", "dlx", "train", "trainer.epochs=500", "trainer.progress=false",

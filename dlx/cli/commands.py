@@ -156,7 +156,7 @@ def runs(
     elif best:
         tables.best(out)
     else:
-        from dlx.sweep.report import swept_params
+        from dlx.tracking.ranking import swept_params
 
         if show_all:
             tables.run_details(rows)

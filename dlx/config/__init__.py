@@ -45,4 +45,12 @@ def flatten(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-__all__ = ["CONF_DIR", "SCHEMAS", "register", "validate", "flatten", "check_monitor", "task_of"]
+def compose(overrides=(), output_dir=None):
+    """(cfg, runtime) of `dlx train OVERRIDES` (dlx/config/composing.py)."""
+    from dlx.config.composing import compose as run
+
+    return run(overrides, output_dir)
+
+
+__all__ = ["CONF_DIR", "SCHEMAS", "register", "validate", "flatten", "check_monitor", "task_of",
+           "compose"]

@@ -3,7 +3,7 @@
 The store, the experiment and the parent run are created once, before any job starts (parallel
 jobs racing to create a new SQLite store collide); jobs find the parent through
 DLX_SWEEP_PARENT_RUN_ID, which launchers' worker processes inherit. When the last job is done,
-the tracking writer ranks the children (dlx/sweep/report.py) and ends the parent.
+the tracking writer ranks the children (dlx/tracking/ranking.py) and ends the parent.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from dlx.sweep.report import objective_key
+from dlx.tracking.messages import FinishSweep, StartSweep
+from dlx.tracking.ranking import objective_key
 from dlx.tracking.recorder import PARENT_ENV
 
 
@@ -35,12 +36,11 @@ class SweepTracking(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = " ".join(config.hydra.overrides.task)
-        self.parent = client.writer().call(
-            "start_sweep", resolve_uri(config.tracking.uri), config.tracking.experiment,
-            f"sweep_{sweep_dir.name}",
+        self.parent = client.writer().call(StartSweep(
+            resolve_uri(config.tracking.uri), config.tracking.experiment, f"sweep_{sweep_dir.name}",
             {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
              "dlx.monitor": config.trainer.monitor},
-            {"sweep.overrides": overrides}, str(sweep_dir))
+            {"sweep.overrides": overrides}, str(sweep_dir)))
         os.environ[PARENT_ENV] = self.parent
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
         SweepTracking.last = {"parent_run_id": self.parent}
@@ -53,8 +53,8 @@ class SweepTracking(Callback):
         from dlx.tracking import client
 
         key = objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0))
-        summary = client.writer().call("finish_sweep", parent, key, config.trainer.monitor_mode,
-                                       str(Path(config.hydra.sweep.dir)))
+        summary = client.writer().call(FinishSweep(parent, key, config.trainer.monitor_mode,
+                                                   str(Path(config.hydra.sweep.dir))))
         SweepTracking.last.update(summary)
 
 

@@ -19,10 +19,12 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from dlx import interrupts
 from dlx.errors import DlxError
+from dlx.tracking.messages import Drain, Message, Open
 
 _HEADER = struct.Struct(">Q")
 
@@ -83,9 +85,7 @@ class Writer:
 
     def __init__(self):
         debug = os.environ.get("DLX_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dlx.tracking.writer"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=None if debug else subprocess.DEVNULL)
+        self.proc = _spawn(debug)
         self._seq = itertools.count(1)
         self._cond = threading.Condition()
         self._answers: dict[int, tuple[bool, Any]] = {}
@@ -97,23 +97,26 @@ class Writer:
         threading.Thread(target=self._read, name="dlx-tracking-replies", daemon=True).start()
 
     # -- sending
-    def send(self, op: str, *args, reply: bool = False, **kwargs) -> Reply:
-        """Queue `op(*args, **kwargs)` in the writer; with reply=True its answer can be awaited."""
+    def send(self, message: Message, reply: bool = False) -> Reply:
+        """Queue `message` (one of dlx.tracking.messages') in the writer; with reply=True its
+        answer can be awaited."""
+        if not isinstance(message, Message):
+            raise TypeError(f"the tracking writer takes dlx.tracking.messages, not {message!r}")
         seq = next(self._seq)
-        if op == "open":
+        if isinstance(message, Open):
             self.opened = True
         else:
             self.used = True
         try:
             with interrupts.deferred():  # a signal never cuts a message in half
-                write_frame(self.proc.stdin, (seq, op, args, kwargs, reply))
+                write_frame(self.proc.stdin, (seq, message, reply))
         except (BrokenPipeError, OSError, ValueError) as e:
             raise DlxError(self._gone()) from e
         return Reply(self, seq)
 
-    def call(self, op: str, *args, timeout: float | None = None, **kwargs) -> Any:
+    def call(self, message: Message, timeout: float | None = None) -> Any:
         """Send and wait for the answer."""
-        return self.send(op, *args, reply=True, **kwargs).result(timeout)
+        return self.send(message, reply=True).result(timeout)
 
     # -- answers
     def _read(self) -> None:
@@ -160,7 +163,7 @@ class Writer:
     # -- ending
     def drain(self, timeout: float | None = None) -> None:
         """Wait until the writer has done everything sent so far; raise what failed."""
-        self.call("drain", timeout=timeout)
+        self.call(Drain(), timeout=timeout)
         self.check()
 
     def close(self, timeout: float | None = None) -> None:
@@ -179,6 +182,27 @@ class Writer:
         """Stop a writer that was started in advance but is not needed (tracking disabled)."""
         self.proc.kill()
         self.proc.wait()
+
+
+def popen(show_stderr: bool):
+    """How the writer starts by default: `python -m dlx.tracking.writer` with pipes for its stdin
+    and stdout, its stderr shown only when asked (DLX_DEBUG=1)."""
+    return subprocess.Popen([sys.executable, "-m", "dlx.tracking.writer"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE,
+                            stderr=None if show_stderr else subprocess.DEVNULL)
+
+
+_spawn: Callable[[bool], Any] = popen
+
+
+def set_spawner(spawn: Callable[[bool], Any]) -> Callable[[bool], Any]:
+    """Choose how this process starts its writer (an embedding program or a test harness that
+    forks it from a process with mlflow imported): `spawn(show_stderr)` returns what Popen
+    returns, as far as the writer's handle uses it (stdin, stdout, poll, wait, kill). Returns
+    the spawner it replaces."""
+    global _spawn
+    before, _spawn = _spawn, spawn
+    return before
 
 
 _writer: Writer | None = None

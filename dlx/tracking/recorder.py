@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlx import models
 from dlx.config import flatten
 from dlx.runtime import Runtime
+from dlx.tracking import messages as m
 from dlx.training.callbacks import Callback
 
 PARENT_ENV = "DLX_SWEEP_PARENT_RUN_ID"  # a sweep's parent run id, for jobs in other processes
@@ -38,7 +39,7 @@ def prepare(cfg: DictConfig):
     if cfg.tracking.enabled:
         from dlx.tracking import client, resolve_uri
 
-        return client.writer().send("open", resolve_uri(cfg.tracking.uri), cfg.tracking.experiment,
+        return client.writer().send(m.Open(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment),
                                     reply=True)
     return None
 
@@ -113,27 +114,27 @@ class Recorder(Callback):
         if rung is not None:  # sweep=halving: the rung this candidate has reached
             tags["dlx.rung"] = rung
         if resume is None:
-            self._reply = self.writer.send(
-                "start_run", self.key, self.uri, cfg.tracking.experiment, self.name, tags,
-                flatten(cfg), self.parent, _ms(self.started), str(self.output_dir), reply=True)
+            self._reply = self.writer.send(m.StartRun(
+                self.key, self.uri, cfg.tracking.experiment, self.name, tags, flatten(cfg),
+                self.parent, _ms(self.started), str(self.output_dir)), reply=True)
         else:  # trainer.resume: the checkpoint's run goes on; it keeps its params and tags
-            self._id, continued = self.writer.call(
-                "start_run", self.key, self.uri, cfg.tracking.experiment, self.name, tags,
-                flatten(cfg), None, _ms(self.started), str(self.output_dir),
-                run_id=resume["meta"]["run_id"], resume=str(resumed_dir.resolve()))
-            self.writer.send("set_tags", self.key, {"dlx.resumed_from_epoch": resume["epoch"],
-                                                    "dlx.resume_overrides": " ".join(overrides),
-                                                    **({"dlx.rung": rung} if rung is not None else {})})
-            self.logged = set(self.writer.call("logged_steps", self.key, "train_loss"))
+            self._id, continued = self.writer.call(m.StartRun(
+                self.key, self.uri, cfg.tracking.experiment, self.name, tags, flatten(cfg), None,
+                _ms(self.started), str(self.output_dir), run_id=resume["meta"]["run_id"],
+                resume=str(resumed_dir.resolve())))
+            self.writer.send(m.SetTags(self.key, {
+                "dlx.resumed_from_epoch": resume["epoch"], "dlx.resume_overrides": " ".join(overrides),
+                **({"dlx.rung": rung} if rung is not None else {})}))
+            self.logged = set(self.writer.call(m.LoggedSteps(self.key, "train_loss")))
             for epoch, metrics in enumerate(resume["history"], 1):  # epochs it lacks, once each
                 self.on_epoch_end(epoch, metrics)
             if continued:
                 return
-        self.writer.send("log_files", self.key, {
+        self.writer.send(m.LogFiles(self.key, {
             "config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
-            "overrides.txt": "\n".join(overrides) + "\n"})
+            "overrides.txt": "\n".join(overrides) + "\n"}))
         if cfg.tracking.system_metrics:
-            self.writer.send("system_metrics", self.key)
+            self.writer.send(m.SystemMetrics(self.key))
         self.data(data)
 
     def data(self, data) -> None:
@@ -142,33 +143,33 @@ class Recorder(Callback):
         from dlx.data.registry import source
 
         if self.writer:
-            self.writer.send("log_files", self.key, {"data.json": data.info, **data.artifacts})
+            self.writer.send(m.LogFiles(self.key, {"data.json": data.info, **data.artifacts}))
             sizes = {s: data.info.get(f"n_{s}", 0) for s in ("train", "val", "test")}
-            self.writer.send("inputs", self.key, source(self.cfg.dataset), sizes)
+            self.writer.send(m.Inputs(self.key, source(self.cfg.dataset), sizes))
 
     def tags(self, tags: dict) -> None:
         if self.writer:
-            self.writer.send("set_tags", self.key, tags)
+            self.writer.send(m.SetTags(self.key, tags))
 
     # -- epochs (a fit callback) and cross-validation folds
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         if not self.writer:
             return
         if epoch not in self.logged:
-            self.writer.send("log_metrics", self.key, metrics, epoch, _ms())
+            self.writer.send(m.LogMetrics(self.key, metrics, epoch, _ms()))
             self.logged.add(epoch)
         self.writer.check()  # a store that stopped working ends the run now, not at its end
 
     def fold(self, i: int, scores: dict[str, float]) -> None:
         if self.writer:
-            self.writer.send("log_metrics", self.key, {f"fold_{k}": v for k, v in scores.items()}, i)
+            self.writer.send(m.LogMetrics(self.key, {f"fold_{k}": v for k, v in scores.items()}, i))
 
     def cross_validation(self, summary: dict) -> None:
         if self.writer:
-            self.writer.send("log_metrics", self.key, {
+            self.writer.send(m.LogMetrics(self.key, {
                 **{f"cv_mean_{n}": v for n, v in summary["mean"].items()},
-                **{f"cv_std_{n}": v for n, v in summary["std"].items()}})
-            self.writer.send("log_files", self.key, {"cv_folds.json": summary})
+                **{f"cv_std_{n}": v for n, v in summary["std"].items()}}))
+            self.writer.send(m.LogFiles(self.key, {"cv_folds.json": summary}))
 
     # -- finish
     def finish(self, history, scores, data, model, options: dict) -> None:
@@ -177,29 +178,29 @@ class Recorder(Callback):
             return
         send, key, task = self.writer.send, self.key, data.spec.task
         final = {"best_epoch": history.best_epoch, "stopped_epoch": history.stopped_epoch}
-        send("log_metrics", key, {**scores.metrics, **{k: v for k, v in final.items() if v}})
+        send(m.LogMetrics(key, {**scores.metrics, **{k: v for k, v in final.items() if v}}))
         if history.shards:
-            send("log_files", key, {"distributed.json": history.shards})
-        send("set_tags", key, {"dlx.fit_seconds": f"{history.seconds:.3f}"})
-        send("figure", key, "learning_curves", list(history))
+            send(m.LogFiles(key, {"distributed.json": history.shards}))
+        send(m.SetTags(key, {"dlx.fit_seconds": f"{history.seconds:.3f}"}))
+        send(m.Figure(key, "learning_curves", (list(history),)))
         if scores.target is not None:
-            send("classification", key, scores.target, scores.pred, data.spec.class_names)
+            send(m.Classification(key, scores.target, scores.pred, data.spec.class_names))
         y = data.test[1]
         if task == "regression":
-            send("figure", key, "predicted_vs_true", scores.out[:, 0].cpu().numpy(),
-                 y[:, 0].cpu().numpy())
+            send(m.Figure(key, "predicted_vs_true", (scores.out[:, 0].cpu().numpy(),
+                                                     y[:, 0].cpu().numpy())))
         if task == "reconstruction":
-            send("figure", key, "reconstructions", data.test[0][:8].float().cpu().numpy(),
-                 scores.out[:8].float().cpu().numpy())
+            send(m.Figure(key, "reconstructions", (data.test[0][:8].float().cpu().numpy(),
+                                                   scores.out[:8].float().cpu().numpy())))
         if self.cfg.tracking.log_model:
             folder = models.save(model, self.output_dir / "model", self.cfg.model, data.spec,
                                  options["channels_last"])
-            send("log_files", key, {"model": folder})
-            send("set_tags", key, {"dlx.weights": f"model/{models.WEIGHTS}"})
+            send(m.LogFiles(key, {"model": folder}))
+            send(m.SetTags(key, {"dlx.weights": f"model/{models.WEIGHTS}"}))
 
     def end(self, status: str) -> None:
         """FINISHED, FAILED or KILLED (from a `finally`: whatever happened, the run ends)."""
         if self.writer and not self.ended and (self._id or self._reply):
             self.ended = True
-            self.writer.send("end_run", self.key, status, _ms())
+            self.writer.send(m.EndRun(self.key, status, _ms()))
 

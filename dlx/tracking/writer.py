@@ -11,6 +11,7 @@ still open, the trainer died without ending them (SIGKILL): they are ended KILLE
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -23,16 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlx.tracking import messages as m
 from dlx.tracking.client import FrameReader, write_frame
 
 MAX_BATCH = 1000  # metrics per log_batch (MLflow's limit)
 # imported in the background as soon as the writer starts, while the trainer imports torch: the
 # SQLite store's code (1 s of the first store access), and what a run's reports need
 PREFETCH = ("mlflow.store.tracking.sqlalchemy_store", "dlx.plots", "sklearn.metrics")
-# operations on one run (its key first): skipped when the run never started (that failure was
-# answered already, and one failure is one line)
-RUN_OPS = {"log_metrics", "logged_steps", "set_tags", "log_files", "figure", "classification",
-           "end_run", "inputs", "system_metrics"}
 
 
 def _now() -> int:
@@ -40,7 +38,7 @@ def _now() -> int:
 
 
 class Handler:
-    """The writer's operations: each message names one of these methods."""
+    """The writer's operations: one method per message type (HANDLERS, below)."""
 
     def __init__(self):
         from dlx.tracking import store
@@ -155,7 +153,7 @@ class Handler:
 
     def logged_steps(self, key: str, metric: str) -> list[int]:
         run = self.runs[key]
-        return sorted({m.step for m in run["client"].get_metric_history(run["id"], metric)})
+        return sorted({x.step for x in run["client"].get_metric_history(run["id"], metric)})
 
     def set_tags(self, key: str, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -191,7 +189,7 @@ class Handler:
             parent = where.rpartition("/")[0] or None
             self.store.retry(run["client"].log_artifact, run["id"], str(path), parent)
 
-    def figure(self, key: str, kind: str, *args: Any) -> None:
+    def figure(self, key: str, kind: str, args: tuple = ()) -> None:
         """A PNG from dlx/plots.py, saved under the run's output dir and logged under plots/."""
         from dlx import plots
 
@@ -211,7 +209,7 @@ class Handler:
         f1 = report["macro avg"]["f1-score"]
         self.log_metrics(key, {f"{split}_f1_macro": f1})
         self.log_files(key, {"classification_report.json": report, "confusion_matrix.json": cm})
-        self.figure(key, "confusion_matrix", cm)
+        self.figure(key, "confusion_matrix", (cm,))
         return f1
 
     def end_run(self, key: str, status: str, end_ms: int | None = None) -> None:
@@ -233,19 +231,19 @@ class Handler:
         self.runs[parent] = self.runs.pop("sweep")
         return parent
 
-    def finish_sweep(self, parent: str, key: str, mode: str, sweep_dir: str) -> dict:
-        """Rank the children by `key`, attach results.csv and objective.png, end the parent."""
+    def finish_sweep(self, parent: str, objective: str, mode: str, sweep_dir: str) -> dict:
+        """Rank the children by `objective`, attach results.csv and objective.png, end the parent."""
         from dlx import plots
-        from dlx.sweep import report as sweep
+        from dlx.tracking import ranking
         from dlx.tracking.queries import children
 
-        run = self.runs[parent]
+        run, key = self.runs[parent], objective
         rows = children(run["client"], parent)
-        best = sweep.best(rows, key, mode)
-        table = sweep.results_table(rows, key, mode)
+        best = ranking.best(rows, key, mode)
+        table = ranking.results_table(rows, key, mode)
         folder = Path(sweep_dir)
-        files = [sweep.write_csv(table, folder / "results.csv")]
-        figure = plots.objective(table, sweep.swept_params(rows), key, folder / "objective.png")
+        files = [ranking.write_csv(table, folder / "results.csv")]
+        figure = plots.objective(table, ranking.swept_params(rows), key, folder / "objective.png")
         n_failed = sum(r["status"] != "FINISHED" for r in rows)
         tags = {"dlx.children": len(rows), "dlx.children_failed": n_failed, "dlx.objective": key}
         if best is not None:
@@ -269,6 +267,27 @@ class Handler:
             self.set_tags(key, {"dlx.ended_by": "the tracking writer: the training process "
                                                 "ended without ending the run"})
             self.end_run(key, "KILLED")
+
+
+# each message type's handler: what the writer carries out for it
+HANDLERS = {
+    m.Open: Handler.open, m.StartRun: Handler.start_run, m.LogMetrics: Handler.log_metrics,
+    m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files, m.Figure: Handler.figure,
+    m.Classification: Handler.classification, m.Inputs: Handler.inputs,
+    m.SystemMetrics: Handler.system_metrics, m.LoggedSteps: Handler.logged_steps,
+    m.EndRun: Handler.end_run, m.StartSweep: Handler.start_sweep,
+    m.FinishSweep: Handler.finish_sweep, m.Drain: Handler.drain,
+}
+assert set(HANDLERS) == set(m.MESSAGES), "every message type has its handler"
+
+
+def handle(handler: Handler, message: m.Message) -> Any:
+    """Carry out one message (checked: one of dlx.tracking.messages' types)."""
+    if type(message) not in HANDLERS:
+        raise TypeError(f"the tracking writer got {type(message).__name__}, not a message of "
+                        "dlx.tracking.messages")
+    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    return HANDLERS[type(message)](handler, **fields)
 
 
 class _Broken(Exception):
@@ -331,18 +350,19 @@ def main() -> None:
     except BaseException as e:  # noqa: BLE001 - report it on every message
         handler, broken = None, _message(e, "")
     while (message := reader.read()) is not None:
-        seq, op, args, kwargs, reply = message
+        seq, msg, reply = message
         try:
             if handler is None:
                 raise RuntimeError(broken)
-            if op != "log_metrics":
+            if not isinstance(msg, m.LogMetrics):
                 handler.flush()  # metrics keep their order with everything else
-            if op in RUN_OPS and args[0] not in handler.runs:
+            if isinstance(msg, m.RunMessage) and msg.key not in handler.runs \
+                    and not isinstance(msg, m.StartRun):  # that run never started: said already
                 ok, value = True, None
             else:
-                if op in RUN_OPS:
-                    handler.uri = handler.runs[args[0]]["uri"]
-                ok, value = True, getattr(handler, op)(*args, **kwargs)
+                if isinstance(msg, m.RunMessage) and msg.key in handler.runs:
+                    handler.uri = handler.runs[msg.key]["uri"]
+                ok, value = True, handle(handler, msg)
         except Exception as e:  # noqa: BLE001 - the trainer decides what a failure means
             ok, value = False, _message(e, handler.uri if handler else "")
             if handler is not None and handler.uri and type(e).__name__ != "_Broken" \

@@ -52,6 +52,7 @@ def _steps(dlx, run_id: str, key: str = "train_loss") -> list[int]:
     return sorted(m.step for m in dlx.client().get_metric_history(run_id, key))
 
 
+@pytest.mark.spawn  # also run with a new interpreter per command (make test-spawn)
 def test_sigkill_during_checkpoint_writes_leaves_a_loadable_last_pt_and_resume_goes_on(dlx):
     # 1. kill exactly while a checkpoint is being written: a temp file exists next to last.pt
     cwd = dlx.cwd / "mid_write"
