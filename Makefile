@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train sweep test test-spawn test-slow test-browser lint ui bench clean
+.PHONY: install train sweep test test-spawn test-slow test-browser test-cluster lint ui bench clean
 
 install: $(STAMP)
 
@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,optuna,joblib,slurm]'
+	$(BIN)/pip install --quiet -e '.[dev,optuna,joblib,slurm,postgres]'
 	touch $(STAMP)
 
 train: install          ## the default run: CNN on scikit-learn's digits, tracked in ./mlflow.db
@@ -39,6 +39,11 @@ test-browser: install   ## `dlx ui` in headless Chromium (CI): lists the run, sh
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	} || echo "make: could not install chromium and chromium-driver; the browser test will skip"
 	$(BIN)/python -m pytest -q -m browser tests/browser
+
+# PostgreSQL 15's binaries (/usr/lib/postgresql/15/bin) are needed; the tests start their own
+# cluster and mlflow server on 127.0.0.1 and stop them at the end
+test-cluster: install   ## a team's tracking server: PostgreSQL + mlflow server, outages (CI)
+	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
 lint: install
 	$(BIN)/ruff check dlx tests benchmarks

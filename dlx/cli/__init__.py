@@ -6,6 +6,7 @@ that prints to the user.
     train.py     `dlx train`: the Hydra entry point
     overrides.py Hydra's command-line grammar: paths made safe, composition errors in one line
     commands.py  eval, predict, explain, export, runs, ui
+    sync.py      sync: a tracking outage's spool uploaded
     configs.py   config show / list
     tables.py    rich tables and trees
     progress.py  epoch progress and sweep progress
@@ -14,7 +15,7 @@ that prints to the user.
 
 from __future__ import annotations
 
-from dlx.cli import commands, configs, train  # noqa: F401 - they register their commands
+from dlx.cli import commands, configs, sync, train  # noqa: F401 - they register their commands
 from dlx.cli.app import CONF_DIR, app
 
 

@@ -12,6 +12,7 @@ import typer
 
 from dlx.cli import tables
 from dlx.cli.app import RUN, URI, app, fail, reported
+from dlx.cli.sync import notice
 
 
 @app.command("eval", context_settings={"allow_extra_args": True})
@@ -32,6 +33,7 @@ def eval_(
     if split not in ("test", "val"):
         fail(f"--split {split} is not one of test, val")
     store = resolve_uri(uri)
+    notice(store)
     with reported():
         loaded = inference.load(run, store, ctx.args)
         result = inference.evaluate(loaded, split)
@@ -63,6 +65,7 @@ def predict(
     from dlx import inference
     from dlx.tracking import resolve_uri
 
+    notice(resolve_uri(uri))
     with reported():
         rows = inference.predict(inference.load(run, resolve_uri(uri)), source)
     fields = list(dict.fromkeys(k for r in rows for k in r))
@@ -88,6 +91,7 @@ def explain(
     from dlx.tracking import queries, resolve_uri
 
     store = resolve_uri(uri)
+    notice(store)
     with reported():
         loaded = inference.load(run, store)
         folder = out or Path(loaded.run["tags"].get("dlx.output_dir", ".")) / "explain"
@@ -114,6 +118,7 @@ def export(
 
     if fmt not in ("pt2", "pickle"):
         fail(f"--format {fmt} is not one of pt2, pickle")
+    notice(resolve_uri(uri))
     with reported():
         model_uri, run_id = inference.export(run, resolve_uri(uri), fmt)
     typer.echo(f"run {run_id}: MLflow model {model_uri} (tag dlx.model_uri); load it with "
@@ -142,6 +147,7 @@ def runs(
     from dlx.tracking import resolve_uri
 
     store = resolve_uri(uri)
+    notice(store)
     with reported():
         if best:
             from dlx.sweep.report import best_of

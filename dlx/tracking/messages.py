@@ -60,6 +60,16 @@ class Open(Message):
     experiment: str
 
 
+@dataclass(frozen=True)
+class Outage(Message):
+    """How long the server at `uri` is waited for when it stops answering (seconds), and the spool
+    folder its records go to after that (dlx/tracking/outage.py)."""
+
+    uri: str
+    wait: float
+    spool: str
+
+
 # ------------------------------------------------------------------------------ one run
 @dataclass(frozen=True)
 class StartRun(RunMessage):

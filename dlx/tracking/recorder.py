@@ -39,9 +39,19 @@ def prepare(cfg: DictConfig):
     if cfg.tracking.enabled:
         from dlx.tracking import client, resolve_uri
 
+        outage(cfg)
         return client.writer().send(m.Open(resolve_uri(cfg.tracking.uri), cfg.tracking.experiment),
                                     reply=True)
     return None
+
+
+def outage(cfg: DictConfig) -> None:
+    """Tell the writer how long a tracking server that goes away is waited for, and where the
+    records go after that (docs/cluster.md#a-tracking-outage)."""
+    from dlx.tracking import client, resolve_uri
+
+    client.writer().send(m.Outage(resolve_uri(cfg.tracking.uri), float(cfg.tracking.outage_wait),
+                                  str(Path(cfg.tracking.spool).expanduser().resolve())))
 
 
 class Recorder(Callback):

@@ -11,6 +11,7 @@ still open, the trainer died without ending them (SIGKILL): they are ended KILLE
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import json
@@ -57,8 +58,14 @@ class Handler:
         if uri in self.broken:  # an unreachable server is not waited for again and again
             raise _Broken(self.broken[uri])
         if uri not in self.clients:
-            self.clients[uri] = self.store.client(uri)
+            from dlx.tracking.outage import Tolerant
+
+            self.clients[uri] = Tolerant(self.store.client(uri), uri)
         return self.clients[uri]
+
+    def outage(self, uri: str, wait: float, spool: str) -> None:
+        """How long a server that goes away is waited for, and where its records go after."""
+        self._client(uri).tolerate(wait, spool)
 
     def open(self, uri: str, experiment: str) -> str:
         """Open (create, migrate) the store and the experiment before the run needs them."""
@@ -138,6 +145,8 @@ class Handler:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         run = self.runs[key]
+        if run["client"].journal is not None:  # the server is away: no samples to send
+            return
         run["monitor"] = SystemMetricsMonitor(run["id"], sampling_interval=2, tracking_uri=run["uri"])
         run["monitor"].start()
 
@@ -219,7 +228,8 @@ class Handler:
         if run is None:  # it never started: that failure has been reported already
             return
         if run.get("monitor"):
-            self._last_sample(run["monitor"])
+            with contextlib.suppress(Exception):  # a server gone away: no last sample
+                self._last_sample(run["monitor"])
         self.store.retry(run["client"].set_terminated, run["id"], status, end_time=end_ms or _now())
 
     # -- sweeps
@@ -257,7 +267,10 @@ class Handler:
 
     # -- the end
     def drain(self) -> bool:
+        from dlx.tracking import outage
+
         self.flush()
+        outage.report(self.clients.values())  # records kept in the spool: its one line, once
         return True
 
     def abandon(self) -> None:
@@ -271,8 +284,8 @@ class Handler:
 
 # each message type's handler: what the writer carries out for it
 HANDLERS = {
-    m.Open: Handler.open, m.StartRun: Handler.start_run, m.LogMetrics: Handler.log_metrics,
-    m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files, m.Figure: Handler.figure,
+    m.Open: Handler.open, m.Outage: Handler.outage, m.StartRun: Handler.start_run,
+    m.LogMetrics: Handler.log_metrics, m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files, m.Figure: Handler.figure,
     m.Classification: Handler.classification, m.Inputs: Handler.inputs,
     m.SystemMetrics: Handler.system_metrics, m.LoggedSteps: Handler.logged_steps,
     m.EndRun: Handler.end_run, m.StartSweep: Handler.start_sweep,
@@ -343,7 +356,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
-    reader = FrameReader(sys.stdin.fileno())
+    from dlx.tracking.outage import ReadAhead
+
+    reader = ReadAhead(FrameReader(sys.stdin.fileno()))  # never blocks the trainer
     threading.Thread(target=_import, args=(PREFETCH,), daemon=True).start()
     try:
         handler = Handler()  # imports mlflow
