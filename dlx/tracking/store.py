@@ -44,6 +44,7 @@ __all__ = ["mlflow", "MlflowClient", "MlflowException", "client", "experiment_id
 
 def client(uri: str) -> MlflowClient:
     """An MlflowClient on `uri`; a new SQLite store is created (and migrated) here, under a lock."""
+    reachable(uri)
     try:
         with _store_lock(uri):  # one process at a time creates/migrates a new SQLite store
             mlflow.set_tracking_uri(uri)  # so models:/ and runs:/ URIs resolve against it too
@@ -52,8 +53,30 @@ def client(uri: str) -> MlflowClient:
                 made.search_experiments(max_results=1)  # touch it: tables exist after the lock
             return made
     except Exception as e:  # noqa: BLE001 - any store error is the user's URI
-        raise DlxError(f"cannot open the MLflow store {redact(uri)}: {redact(str(e))} "
+        raise DlxError(f"cannot open the MLflow store {redact(uri)}: {one_line(e)} "
                        "(check tracking.uri)") from e
+
+
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # SQLAlchemy URIs on a server
+
+
+def reachable(uri: str, timeout: float = 5.0) -> None:
+    """A database server in `uri` (postgresql://...) that does not accept a connection fails here
+    in seconds, in one line; MLflow itself retries creating its engine for about 100 s."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme not in DATABASE_PORTS or not parts.hostname:
+        return
+    where = (parts.hostname, parts.port or DATABASE_PORTS[scheme])
+    try:
+        socket.create_connection(where, timeout=timeout).close()
+    except OSError as e:
+        raise DlxError(f"cannot reach the database server of the MLflow store {redact(uri)} at "
+                       f"{where[0]}:{where[1]}: {e.strerror or e} (is {scheme} running there? "
+                       "check tracking.uri)") from e
 
 
 @contextlib.contextmanager

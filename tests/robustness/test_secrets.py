@@ -144,3 +144,15 @@ def test_an_unreachable_server_named_with_a_password_is_one_redacted_line(dlx):
     assert SECRET not in proc.stdout + proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("dlx: error: ") and "http://alice:***@127.0.0.1:" in line
+
+
+def test_an_unreachable_postgresql_store_is_one_redacted_line_in_seconds(dlx):
+    port = _free_port()  # nothing listens there
+    proc = dlx.train("model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1",
+                     f"tracking.uri=postgresql://alice:{SECRET}@127.0.0.1:{port}/mlflow",
+                     check=False, timeout=60)  # MLflow alone retries its engine for ~100 s
+    assert proc.returncode == 1
+    assert SECRET not in proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("dlx: error: cannot reach the database server")
+    assert f"postgresql://alice:***@127.0.0.1:{port}/mlflow" in line and "check tracking.uri" in line
