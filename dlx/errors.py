@@ -18,3 +18,11 @@ class DataError(DlxError):
 
 class TrainingError(DlxError):
     """Training could not go on (non-finite loss, device failure)."""
+
+
+def describe(e: BaseException) -> str:
+    """An error as the one line the user reads: a DlxError's message; anything else (a bug in dlx
+    or a library) its type and message, with the traceback opt-in. Not yet redacted."""
+    if isinstance(e, DlxError):
+        return str(e)
+    return " ".join(f"{type(e).__name__}: {e}".split()) + " (set DLX_DEBUG=1 for the traceback)"

@@ -121,7 +121,7 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
         runs[0].point.runtime.output_dir / checkpoint.DIR, _run_dir_of(cfg))
 
     # -- record: from here on every run ends FINISHED, FAILED or KILLED, never RUNNING
-    status, objective = "FAILED", None
+    status, objective, failure = "FAILED", None, None
     try:
         for member, share in members:
             for r in share:
@@ -171,7 +171,7 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
                 for r in share:
                     if r.result is None:
                         r.result = member.error
-                        r.recorder.end("FAILED")
+                        r.recorder.end("FAILED", member.error)
                 continue
             tags = {"dlx.fused_with": str(len(runs))} if stacked else {}
             for cb in member.callbacks:
@@ -184,11 +184,11 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
                     objective)
         status = "FINISHED"
     except BaseException as e:
-        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        status, failure = ("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"), e
         raise
     finally:
         for r in runs:
-            r.recorder.end(status)
+            r.recorder.end(status, failure)
 
 
 def _members(runs: list[_Run], model, data) -> list[tuple[Member, list[_Run]]]:

@@ -135,6 +135,8 @@ def test_a_failing_job_does_not_stop_the_sweep(dlx):
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["dlx.best_run_id"] == ok.info.run_id
     assert parent.data.tags["dlx.children_failed"] == "1"
+    (failed,) = [c for c in children if c.info.status == "FAILED"]
+    assert "learning rate is probably too high" in failed.data.tags["dlx.error"]
 
 
 def test_slurm_launcher_preset_composes(dlx):

@@ -126,13 +126,10 @@ class TrainJobs:
         if isinstance(result, BaseException):
             if debug():
                 raise result
-            if isinstance(result, DlxError):
-                self.fail(str(result))
-            else:  # a bug in dlx or a library: say what, keep the traceback opt-in
-                from dlx.tracking.redact import redact  # an unexpected message may quote a URI
+            from dlx.errors import describe
+            from dlx.tracking.redact import redact  # an unexpected message may quote a URI
 
-                self.fail(redact(" ".join(f"{type(result).__name__}: {result}".split()))
-                          + " (set DLX_DEBUG=1 for the traceback)")
+            self.fail(str(result) if isinstance(result, DlxError) else redact(describe(result)))
             return worst
         if self.rank == 0:
             test = "  ".join(f"{k}={v:.4f}" for k, v in result.test.items())
@@ -211,6 +208,8 @@ class TrainJobs:
                        f"{sweep['parent_run_id']}; all results in {sweep['results']}")
         if sweep.get("parent_run_id") or not self.failures:
             typer.echo("browse runs: dlx ui (the links open there)")
+        for name, error in sweep.get("failed", [])[len(self.failures):]:
+            self.fail(f"{name}: {error}")  # a job in a worker process (submitit, Ray, joblib)
         if self.failures:
             if len(self.failures) > 1:
                 err(f"{len(self.failures)} jobs failed")

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 PARENT_TAG = "mlflow.parentRunId"
+ERROR_TAG = "dlx.error"  # a FAILED run's one-line error (what a sweep reports for it)
 
 
 def resolve_uri(uri: str | None, start_dir: str | Path | None = None) -> str:

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlx import models
 from dlx.config import flatten
 from dlx.runtime import Runtime
+from dlx.tracking import ERROR_TAG
 from dlx.tracking import messages as m
 from dlx.training.callbacks import Callback
 
@@ -208,9 +209,15 @@ class Recorder(Callback):
             send(m.LogFiles(key, {"model": folder}))
             send(m.SetTags(key, {"dlx.weights": f"model/{models.WEIGHTS}"}))
 
-    def end(self, status: str) -> None:
-        """FINISHED, FAILED or KILLED (from a `finally`: whatever happened, the run ends)."""
+    def end(self, status: str, error: BaseException | None = None) -> None:
+        """FINISHED, FAILED or KILLED (from a `finally`: whatever happened, the run ends); a failed
+        run keeps its one-line error as the tag ERROR_TAG (what a sweep reports for it)."""
         if self.writer and not self.ended and (self._id or self._reply):
             self.ended = True
+            if error is not None and status == "FAILED":
+                from dlx.errors import describe
+                from dlx.tracking.redact import redact
+
+                self.writer.send(m.SetTags(self.key, {ERROR_TAG: redact(describe(error))[:5000]}))
             self.writer.send(m.EndRun(self.key, status, _ms()))
 

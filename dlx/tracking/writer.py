@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlx.tracking import ERROR_TAG
 from dlx.tracking import messages as m
 from dlx.tracking.client import FrameReader, write_frame
 
@@ -262,8 +263,10 @@ class Handler:
         self.set_tags(parent, tags)
         self.log_files(parent, {f.name: f for f in files + ([figure] if figure else [])})
         self.end_run(parent, "FINISHED" if best is not None else "FAILED")
+        failed = [(r["run_name"], r["tags"].get(ERROR_TAG, f"ended {r['status']}")) for r in rows
+                  if r["status"] != "FINISHED"]
         return {"best": best, "key": key, "n_children": len(rows), "n_failed": n_failed,
-                "results": str(files[0])}
+                "failed": failed, "results": str(files[0])}
 
     # -- the end
     def drain(self) -> bool:
