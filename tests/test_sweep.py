@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dlx.tracking import PARENT_TAG
+
 
 def _sweep(dlx):
     runs = dlx.runs()
@@ -161,3 +163,32 @@ def test_ray_launcher_sweep_nests_runs(dlx):
               "optimizer.lr=0.01,0.02", "trainer.epochs=1")
     parent, children = _sweep(dlx)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+
+
+def test_optuna_on_a_shared_storage_counts_the_studys_trials_and_refuses_a_taken_name(dlx):
+    storage = f"sqlite:///{dlx.cwd / 'optuna.db'}"
+    run = ("-m", "sweep=optuna", "model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1",
+           f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared",
+           "hydra.sweeper.pruner=null")
+    dlx.train(*run, "hydra.sweeper.n_trials=2")
+    dlx.train(*run, "hydra.sweeper.n_trials=3")  # the same study, continued to 3 trials in all
+    runs = dlx.runs()
+    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    assert len(parents) == 1  # one parent run per study, taken up by the second sweep
+    assert sum(PARENT_TAG in r.data.tags for r in runs) == 3
+    proc = dlx.train(*run, "hydra.sweeper.load_if_exists=false", check=False)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("dlx: error: hydra.sweeper.study_name=shared exists already")
+    assert "load_if_exists=true" in line
+
+
+def test_optuna_on_an_unreachable_database_is_one_redacted_line(dlx):
+    proc = dlx.train("-m", "sweep=optuna", "model=logistic", "trainer.epochs=1",
+                     "hydra.sweeper.storage=postgresql+psycopg://bob:hunter2@127.0.0.1:1/optuna",
+                     check=False, timeout=120)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("dlx: error: cannot open the Optuna storage")
+    assert "bob:***@127.0.0.1:1" in line and "hunter2" not in line
+    assert all(r.info.status != "RUNNING" for r in dlx.runs())

@@ -105,7 +105,9 @@ def condense(text: str) -> str:
             if options:
                 parts[-1] += " " + ", ".join(options)
                 options = []
-            parts.append(line.removeprefix("In 'config': "))
+            # a DlxError raised in a sweeper (which Hydra prints as "module.Class: message")
+            line = re.sub(r"^dlx\.errors\.\w+: ", "", line.removeprefix("In 'config': "))
+            parts.append(line)
     if options:
         parts[-1] += " " + ", ".join(options)
     return "; ".join(p.rstrip(".") for p in parts)

@@ -30,20 +30,9 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         SweepTracking.last = {}
-        if not config.tracking.enabled:
-            return
-        from dlx.tracking import client, resolve_uri
-
-        sweep_dir = Path(config.hydra.sweep.dir)
-        overrides = " ".join(config.hydra.overrides.task)
-        self.parent = client.writer().call(StartSweep(
-            resolve_uri(config.tracking.uri), config.tracking.experiment, f"sweep_{sweep_dir.name}",
-            {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
-             "dlx.monitor": config.trainer.monitor},
-            {"sweep.overrides": overrides}, str(sweep_dir)))
-        os.environ[PARENT_ENV] = self.parent
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
-        SweepTracking.last = {"parent_run_id": self.parent}
+        if config.tracking.enabled and not shared_study(config):
+            start_parent(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         parent = os.environ.pop(PARENT_ENV, None)
@@ -56,6 +45,31 @@ class SweepTracking(Callback):
         summary = client.writer().call(FinishSweep(parent, key, config.trainer.monitor_mode,
                                                    str(Path(config.hydra.sweep.dir))))
         SweepTracking.last.update(summary)
+
+
+def shared_study(config: DictConfig) -> bool:
+    """sweep=optuna on a storage of the user's (PostgreSQL, ...): its workers, on any machine,
+    share the study and its one parent run, which the sweeper starts or takes up
+    (dlx/sweep/optuna_study.py)."""
+    sweeper = config.hydra.get("sweeper") or {}
+    return "study_name" in sweeper and sweeper.get("storage") is not None
+
+
+def start_parent(config: DictConfig, run_id: str | None = None) -> str:
+    """The sweep's parent run (or `run_id`, another process's, taken up): its jobs find it
+    through DLX_SWEEP_PARENT_RUN_ID."""
+    from dlx.tracking import client, resolve_uri
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    overrides = " ".join(config.hydra.overrides.task)
+    parent = client.writer().call(StartSweep(
+        resolve_uri(config.tracking.uri), config.tracking.experiment, f"sweep_{sweep_dir.name}",
+        {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
+         "dlx.monitor": config.trainer.monitor},
+        {"sweep.overrides": overrides}, str(sweep_dir), run_id))
+    os.environ[PARENT_ENV] = parent
+    SweepTracking.last = {"parent_run_id": parent}
+    return parent
 
 
 SWEEP_PID_ENV = "DLX_SWEEP_PID"  # the process that runs the sweep (its jobs may run elsewhere)

@@ -15,21 +15,51 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
+import warnings
 from typing import Any
 
-PRUNED = "dlx_pruned_epoch"  # the trial's user attribute a pruned job leaves for the sweeper
+PRUNED = "dlx_pruned_epoch"
+RETRIES = 3  # times a trial whose worker went silent is tried again  # the trial's user attribute a pruned job leaves for the sweeper
 
 
-def open_storage(storage: str | None, sweep_dir: str):
-    """The study's storage, the same for the sweeper and every job (any process)."""
+def open_storage(storage: str | None, sweep_dir: str, heartbeat_interval: int | None = None,
+                 grace_period: int | None = None):
+    """The study's storage, the same for the sweeper and every job (any process). An RDB URL
+    with `heartbeat_interval` (the sweeper's): a trial whose worker stops beating for
+    `grace_period` seconds is failed by the next worker that looks, and tried again."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from dlx.errors import ConfigError
 
     if storage is None or storage.endswith(".journal"):
         path = storage or os.path.join(sweep_dir, "optuna.journal")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
-    return optuna.storages.RDBStorage(storage)
+    beats = {} if heartbeat_interval is None else {
+        "heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
+        "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=RETRIES)}
+    for attempt in range(3):  # workers that start at once on a new database each create the
+        try:                  # schema: the losers of that race try again
+            return optuna.storages.RDBStorage(storage, **beats)
+        except ModuleNotFoundError as e:  # SQLAlchemy's driver for that URL
+            fix = " (pip install 'dlx[postgres]')" if storage.startswith("postgresql") else ""
+            raise ConfigError(f"hydra.sweeper.storage={_redact(storage)} needs the Python module "
+                              f"{e.name}{fix}") from e
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors: the user's URL or server
+            failure = e
+            time.sleep(0.5 * 2**attempt)
+    text = _redact(" ".join(str(failure).split()))[:300]
+    raise ConfigError(f"cannot open the Optuna storage hydra.sweeper.storage={_redact(storage)}: "
+                      f"{text} (is the database server running? check the URL)") from failure
+
+
+def _redact(text: str) -> str:
+    from dlx.tracking.redact import redact
+
+    return redact(text)
 
 
 def distributions(params: dict[str, str]):
@@ -70,31 +100,40 @@ def sweep(sweeper, arguments: list[str]):
     """Ask, launch, tell: `sweeper` is the Hydra plugin, with its settings and launcher."""
     import optuna
     from hydra.core.utils import JobStatus
+    from optuna.storages._heartbeat import get_heartbeat_thread
     from optuna.trial import TrialState
 
     from dlx.sweep.launcher import progress
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlx prints the points itself
+    # dlx asks and tells (it launches the trials through Hydra) and beats the heartbeat itself
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     params = {**sweeper.params, **dict(a.split("=", 1) for a in arguments)}  # command line wins
     dists, fixed = distributions(params)
     progress.expect(sweeper.n_trials)
     progress.swept = set(dists)
-    storage = open_storage(sweeper.storage, sweeper.config.hydra.sweep.dir)
-    study = optuna.create_study(study_name=sweeper.study_name, storage=storage,
-                                sampler=sweeper.sampler, pruner=sweeper.pruner or optuna.pruners.NopPruner(),
-                                direction=sweeper.direction, load_if_exists=True)
-    returns, job, to_go = [], 0, sweeper.n_trials
-    while to_go > 0:
-        trials = [study.ask(fixed_distributions=dists) for _ in range(min(sweeper.n_jobs, to_go))]
+    storage = open_storage(sweeper.storage, sweeper.config.hydra.sweep.dir,
+                           sweeper.heartbeat_interval, sweeper.grace_period)
+    study = _study(sweeper, storage)
+    returns, job = [], 0
+    while size := _batch(study, sweeper.n_trials, sweeper.n_jobs):
+        trials = [study.ask(fixed_distributions=dists) for _ in range(size)]
         batch = [[*(f"{k}={v}" for k, v in {**t.params, **fixed}.items()),
                   f"hydra.sweeper.trial={t.number}"] for t in trials]
+        beats = [get_heartbeat_thread(t._trial_id, storage) for t in trials]
+        for b in beats:  # this worker is alive while its trials train (RDB storage)
+            b.start()
         try:
             results = sweeper.launcher.launch(batch, initial_job_idx=job)
         except BaseException:  # Ctrl-C: the asked trials did not run
             for t in trials:
                 study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
             raise
-        job, to_go = job + len(batch), to_go - len(batch)
+        finally:
+            for b in beats:
+                b.join()
+        job += len(batch)
         returns.append(results)
         for t, r in zip(trials, results):
             value = r._return_value if r.status == JobStatus.COMPLETED else None
@@ -106,6 +145,83 @@ def sweep(sweeper, arguments: list[str]):
             else:
                 study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
     return returns
+
+
+PARENT_ATTR = "dlx.parent_run_id"  # the study's one MLflow parent run, for all its workers
+
+
+def _study(sweeper, storage):
+    """Create the study, or load it (another worker, or an earlier sweep, created it). On a
+    storage of the user's, the worker that created the study starts its MLflow parent run and
+    writes its id into the study; the others take that parent up."""
+    import optuna
+
+    from dlx.errors import ConfigError
+    from dlx.sweep import callback
+
+    def load():
+        return optuna.load_study(study_name=sweeper.study_name, storage=storage,
+                                 sampler=sweeper.sampler, pruner=sweeper.pruner or optuna.pruners.NopPruner())
+
+    try:
+        study = optuna.create_study(study_name=sweeper.study_name, storage=storage,
+                                    sampler=sweeper.sampler,
+                                    pruner=sweeper.pruner or optuna.pruners.NopPruner(),
+                                    direction=sweeper.direction)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        if not sweeper.load_if_exists:
+            raise ConfigError(f"hydra.sweeper.study_name={sweeper.study_name} exists already in "
+                              f"{_redact(str(sweeper.storage))}: pass another study_name, or "
+                              "hydra.sweeper.load_if_exists=true to continue it") from None
+        study, created = load(), False
+    if study.direction.name.lower() != sweeper.direction:
+        raise ConfigError(f"study {sweeper.study_name} is to {study.direction.name.lower()}, not to "
+                          f"{sweeper.direction}: pass another hydra.sweeper.study_name")
+    config = sweeper.config
+    if not callback.shared_study(config) or not config.tracking.enabled:
+        return study
+    if created or PARENT_ATTR in study.user_attrs:
+        parent = study.user_attrs.get(PARENT_ATTR)
+        parent = callback.start_parent(config, parent)
+        study.set_user_attr(PARENT_ATTR, parent)
+        return study
+    deadline = time.monotonic() + 120  # the creator is starting the parent run
+    while PARENT_ATTR not in study.user_attrs:
+        if time.monotonic() > deadline:
+            raise ConfigError(f"study {sweeper.study_name} has no MLflow parent run after 120 s: "
+                              "its first worker stopped while starting; pass another "
+                              "hydra.sweeper.study_name")
+        time.sleep(0.5)
+        study = load()
+    callback.start_parent(config, study.user_attrs[PARENT_ATTR])
+    return study
+
+
+POLL = 2.0  # seconds between looks at a study whose last trials run in other workers
+
+
+def _batch(study, n_trials: int, n_jobs: int) -> int:
+    """How many trials to ask for next: up to n_jobs of what the study still needs to reach
+    n_trials (finished, pruned or failed for good, whichever worker ran them). While the last
+    ones run elsewhere, wait: a worker that dies fails its trial, and it is retried here."""
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    while True:
+        fail_stale_trials(study)  # a silent worker's trials: FAIL, and a retry WAITING
+        trials = study.get_trials(deepcopy=False)
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                   or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        wanted = max(waiting, n_trials - done - running)
+        if wanted > 0:
+            return min(n_jobs, wanted)
+        if running == 0:
+            return 0
+        time.sleep(POLL)
 
 
 def trial_of(trial):

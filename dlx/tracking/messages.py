@@ -155,7 +155,8 @@ class EndRun(RunMessage):
 # ------------------------------------------------------------------------------ sweeps
 @dataclass(frozen=True)
 class StartSweep(Message):
-    """A sweep's parent run; answers its id."""
+    """A sweep's parent run; answers its id. With `run_id`, that parent (started by another
+    process: an Optuna study's workers share one) is taken up instead."""
 
     uri: str
     experiment: str
@@ -163,6 +164,7 @@ class StartSweep(Message):
     tags: dict
     params: dict
     output_dir: str
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -235,10 +235,10 @@ class Handler:
 
     # -- sweeps
     def start_sweep(self, uri: str, experiment: str, name: str, tags: dict, params: dict,
-                    output_dir: str) -> str:
-        """The sweep's parent run; its children name it as their parent."""
+                    output_dir: str, run_id: str | None = None) -> str:
+        """The sweep's parent run (or `run_id`, taken up); its children name it as their parent."""
         parent = self.start_run("sweep", uri, experiment, name, tags, params, None, _now(),
-                                output_dir)
+                                output_dir, run_id=run_id)
         self.runs[parent] = self.runs.pop("sweep")
         return parent
 
@@ -250,6 +250,10 @@ class Handler:
 
         run, key = self.runs[parent], objective
         rows = children(run["client"], parent)
+        deadline = time.monotonic() + 60  # other processes' points (a shared Optuna study) whose
+        while any(r["status"] == "RUNNING" for r in rows) and time.monotonic() < deadline:
+            time.sleep(0.5)  # last records are still on their way through their writers
+            rows = children(run["client"], parent)
         best = ranking.best(rows, key, mode)
         table = ranking.results_table(rows, key, mode)
         folder = Path(sweep_dir)
@@ -263,8 +267,10 @@ class Handler:
         self.set_tags(parent, tags)
         self.log_files(parent, {f.name: f for f in files + ([figure] if figure else [])})
         self.end_run(parent, "FINISHED" if best is not None else "FAILED")
+        mine = str(folder.resolve())  # this sweep's points (a shared study has other workers')
         failed = [(r["run_name"], r["tags"].get(ERROR_TAG, f"ended {r['status']}")) for r in rows
-                  if r["status"] != "FINISHED"]
+                  if r["status"] != "FINISHED"
+                  and r["tags"].get("dlx.output_dir", "").startswith(mine)]
         return {"best": best, "key": key, "n_children": len(rows), "n_failed": n_failed,
                 "failed": failed, "results": str(files[0])}
 

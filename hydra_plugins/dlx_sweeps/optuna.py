@@ -14,8 +14,13 @@ class DlxOptunaSweeperConf:
     pruner: Any = None  # e.g. {_target_: optuna.pruners.MedianPruner}; null: no pruning
     direction: str = "minimize"  # minimize | maximize
     study_name: str = "dlx"
-    storage: Optional[str] = None  # null: a journal file in the sweep dir; or sqlite:///...
-    n_trials: int = 20
+    # null: a journal file in the sweep dir; or an RDB URL (postgresql+psycopg://..., sqlite:///...)
+    # that workers on several machines share (docs/cluster.md#optuna-across-machines)
+    storage: Optional[str] = None
+    load_if_exists: bool = True  # false: refuse a study_name that the storage already holds
+    heartbeat_interval: int = 10  # RDB storage: seconds between a running trial's heartbeats;
+    grace_period: Optional[int] = None  # a trial silent this long (default 2x) fails, and is retried
+    n_trials: int = 20  # with a storage: the study's trials in all, whichever worker runs them
     n_jobs: int = 1  # trials launched together (parallel with hydra/launcher=joblib)
     params: Dict[str, str] = field(default_factory=dict)  # the search space (Hydra's sweep syntax)
     trial: Optional[int] = None  # set per job by the sweeper: its trial number
@@ -28,9 +33,13 @@ ConfigStore.instance().store(group="hydra/sweeper", name="dlx_optuna", node=DlxO
 class DlxOptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, pruner: Any, direction: str, study_name: str,
                  storage: Optional[str], n_trials: int, n_jobs: int,
-                 params: Optional[Dict[str, str]] = None, trial: Optional[int] = None) -> None:
+                 params: Optional[Dict[str, str]] = None, trial: Optional[int] = None,
+                 load_if_exists: bool = True, heartbeat_interval: int = 10,
+                 grace_period: Optional[int] = None) -> None:
         self.sampler, self.pruner = sampler, pruner  # instantiated by Hydra already
         self.direction, self.study_name, self.storage = direction, study_name, storage
+        self.load_if_exists = load_if_exists
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
         self.n_trials, self.n_jobs = n_trials, n_jobs
         self.params = dict(params or {})
         self.config: Any = None

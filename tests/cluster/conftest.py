@@ -53,20 +53,26 @@ class ServerDlx(Dlx):
 
 
 @pytest.fixture(scope="session")
-def server():
-    folder = Path(tempfile.mkdtemp(prefix="dlx-cluster-"))
+def postgres():
+    """A PostgreSQL cluster of the session's own (databases: `create_database(name)`)."""
     pg = Postgres()
-    mlflow = None
     try:
         pg.start()
-        mlflow = MlflowServer(pg.create_database("mlflow"), folder / "artifacts",
-                              folder / "mlflow-server.log")
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def server(postgres):
+    folder = Path(tempfile.mkdtemp(prefix="dlx-cluster-"))
+    mlflow = MlflowServer(postgres.create_database("mlflow"), folder / "artifacts",
+                          folder / "mlflow-server.log")
+    try:
         mlflow.start()
         yield mlflow
     finally:
-        if mlflow is not None:
-            mlflow.stop()
-        pg.stop()
+        mlflow.stop()
 
 
 @pytest.fixture
