@@ -52,6 +52,11 @@ def client(uri: str) -> MlflowClient:
             if uri.startswith("sqlite:"):
                 made.search_experiments(max_results=1)  # touch it: tables exist after the lock
             return made
+    except ModuleNotFoundError as e:  # SQLAlchemy's driver for a database URI
+        fix = "pip install 'dlx[postgres]'" if e.name in ("psycopg", "psycopg2") \
+            else f"pip install {e.name}"
+        raise DlxError(f"the MLflow store {redact(uri)} needs the Python module {e.name} "
+                       f"({fix})") from e
     except Exception as e:  # noqa: BLE001 - any store error is the user's URI
         raise DlxError(f"cannot open the MLflow store {redact(uri)}: {one_line(e)} "
                        "(check tracking.uri)") from e

@@ -156,3 +156,19 @@ def test_an_unreachable_postgresql_store_is_one_redacted_line_in_seconds(dlx):
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("dlx: error: cannot reach the database server")
     assert f"postgresql://alice:***@127.0.0.1:{port}/mlflow" in line and "check tracking.uri" in line
+
+
+def test_a_database_store_without_its_driver_names_the_module_to_install(dlx):
+    import socket
+
+    with socket.socket() as listening:  # something answers there: the driver is what is missing
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        proc = dlx.train("model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1",
+                         f"tracking.uri=postgresql+pg8000://alice:{SECRET}@127.0.0.1:{port}/m",
+                         check=False, timeout=60)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert "needs the Python module pg8000 (pip install pg8000)" in line
+    assert SECRET not in line
