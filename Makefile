@@ -42,7 +42,7 @@ test-browser: install   ## `dlx ui` in headless Chromium (CI): lists the run, sh
 
 # PostgreSQL 15's binaries (/usr/lib/postgresql/15/bin) are needed; the tests start their own
 # cluster and mlflow server on 127.0.0.1 and stop them at the end
-test-cluster: install   ## a team's tracking server: PostgreSQL + mlflow server, outages (CI)
+test-cluster: install   ## real engines on 127.0.0.1: PostgreSQL + mlflow server, outages, Optuna workers, submitit, torchrun nodes (CI)
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
 lint: install
