@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from dlx import durable
 from dlx.errors import DlxError
 
 SPOOL_TAG = "dlx.spool_id"  # a run created during an outage: the id the trainer was given
@@ -78,12 +79,7 @@ def _durable(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- writing (the tracking writer)

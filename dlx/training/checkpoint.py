@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from dlx import interrupts
+from dlx import durable, interrupts
 from dlx.errors import ConfigError, DlxError
 
 LAST, BEST = "last.pt", "best.pt"
@@ -40,17 +40,7 @@ def save(state: dict, path: Path) -> None:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-    _replace(_tmp(path), path)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    """Rename `tmp` over `path`, then fsync the folder so the rename survives a power loss."""
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.replace(_tmp(path), path)
 
 
 def load(path: Path) -> dict:
@@ -105,7 +95,7 @@ class Checkpointer:
                 shutil.copyfileobj(src, dst)
                 dst.flush()
                 os.fsync(dst.fileno())
-            _replace(tmp, self.dir / BEST)
+            durable.replace(tmp, self.dir / BEST)
         elif best:
             save(full, self.dir / BEST)
 
