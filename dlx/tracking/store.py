@@ -110,13 +110,20 @@ def experiment_id(c: MlflowClient, name: str) -> str:
         return c.get_experiment_by_name(name).experiment_id
 
 
+# Transient failures of a store write another process causes: SQLite's write lock, and a row
+# (a dataset of log_inputs) inserted by a parallel run between MLflow's lookup and its insert;
+# tried again, MLflow finds that row and reuses it.
+TRANSIENT = ("locked", "UNIQUE constraint failed", "duplicate key value violates unique constraint")
+
+
 def retry(fn, *args, **kwargs):
-    """Call a store write, retrying while another process holds the SQLite write lock."""
+    """Call a store write, retrying while another process holds the SQLite write lock or has
+    just inserted the same row."""
     for attempt in range(10):
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - MlflowException or sqlalchemy OperationalError
-            if "locked" not in str(e) or attempt == 9:
+            if not any(t in str(e) for t in TRANSIENT) or attempt == 9:
                 raise
             time.sleep(0.05 * 2**attempt)
 
