@@ -18,6 +18,7 @@ from dlx import models
 from dlx.data import Bundle, registry
 from dlx.errors import ConfigError, DataError, DlxError
 from dlx.tracking import pickles_trusted, queries, resolve_uri
+from dlx.tracking.recorder import SCORES_ONLY
 from dlx.training import evaluation, metrics
 
 
@@ -54,6 +55,10 @@ def _model(run: dict, uri: str) -> nn.Module:
 
 
 def _model_folder(run: dict, uri: str) -> Path:
+    if run["tags"].get(SCORES_ONLY) == "true":
+        raise DlxError(f"run {run['run_id']} holds cross-validation scores only, no model: "
+                       "trainer.cv_refit=best refits only a sweep's winner (dlx runs --best); "
+                       "train with trainer.cv_refit=all to refit every point")
     weights = run["tags"].get("dlx.weights")
     folder = queries.download(uri, run["run_id"], str(Path(weights).parent)) if weights else None
     if folder is None:
@@ -102,7 +107,7 @@ def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
     transform = data.transform
     if getattr(model, "reconstructs", False):
         data = data.for_reconstruction()
-    if cfg.trainer.get("cv_folds", 0) > 1 and cfg.trainer.get("cv_refit", True):
+    if cfg.trainer.get("cv_folds", 0) > 1 and cfg.trainer.get("cv_refit", True) not in (False, "none"):
         from dlx.training.cv import refit_data
 
         data = refit_data(data)  # the refit's preprocessing, fitted on all of train+val

@@ -30,11 +30,10 @@ from dlx.data import registry
 from dlx.errors import ConfigError
 from dlx.runtime import Point, Runtime
 from dlx.sweep import fused, optuna_study
-from dlx.tracking.recorder import Recorder
-from dlx.training import checkpoint, distributed, evaluation, optim, regularizers, schedulers
+from dlx.tracking.recorder import SCORES_ONLY, Recorder
+from dlx.training import checkpoint, cv, distributed, evaluation, optim, regularizers, schedulers
 from dlx.training import device as devices
 from dlx.training.callbacks import Callback
-from dlx.training.cv import cross_validate
 from dlx.training.fit import History, Member
 from dlx.training.fit import train as fit_members
 from dlx.training.metrics import steps_per_epoch
@@ -57,6 +56,19 @@ def train(cfg: DictConfig, runtime: Runtime, callbacks: list[Callback] = ()) -> 
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+def refit(run_id: str, uri: str, callbacks: list[Callback] = ()) -> Result:
+    """trainer.cv_refit=best, once a cross-validated sweep has ranked its points: the winner
+    trained on all of train+val and scored on the test split, recorded into the winner's own run
+    (test metrics, reports, model), as GridSearchCV(refit=True) refits best_params_."""
+    from dlx.tracking import queries
+
+    tags = queries.get_run(uri, run_id)["tags"]
+    cfg = OmegaConf.create(queries.text_artifact(uri, run_id, "config.yaml"))
+    runtime = Runtime(Path(tags["dlx.output_dir"]), sweep=True,
+                      overrides=tuple(tags.get("dlx.overrides", "").split()), refit=run_id)
+    return train(cfg, runtime, callbacks)
 
 
 def train_group(points: list[Point], callbacks: list[Callback] = (),
@@ -93,6 +105,7 @@ class _Run:
     point: Point
     recorder: Recorder
     checkpoints: checkpoint.Checkpointer | None = None
+    objective: float | None = None  # cross-validated: the folds' mean (else the final val metric)
     result: Result | BaseException | None = None
 
     @property
@@ -104,8 +117,12 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
     cfg = runs[0].cfg
     # -- data, model (every network of the group starts from these weights), optimizers
     data, cached = registry.load_cached(cfg.dataset)
+    refitting = runs[0].point.runtime.refit is not None  # a cross-validated sweep's winner
+    if refitting:
+        data = cv.refit_data(data)
     model = models.build(cfg.model, data.spec).to(device)
-    if getattr(model, "reconstructs", False):  # an autoencoder: its targets are its inputs
+    reconstructs = getattr(model, "reconstructs", False)
+    if reconstructs:  # an autoencoder: its targets are its inputs
         data = data.for_reconstruction()
     if task_of(cfg) is None:  # the data decided the task (a CSV with task=auto): check now
         problems = check_monitor(cfg, data.spec.task)
@@ -121,26 +138,24 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
         runs[0].point.runtime.output_dir / checkpoint.DIR, _run_dir_of(cfg))
 
     # -- record: from here on every run ends FINISHED, FAILED or KILLED, never RUNNING
-    status, objective, failure = "FAILED", None, None
+    status, failure = "FAILED", None
     try:
         for member, share in members:
             for r in share:
                 r.recorder.start(data, member.options, resume, cached or r is not runs[0], group,
                                  resumed_dir=ckpt_dir.parent)
                 r.checkpoints = _checkpointer(r, identity, resume, ckpt_dir)
-        if cfg.trainer.cv_folds > 1:  # K-fold cross-validation on train+val, then one refit
-            (run,) = runs
-            fresh = lambda d: _fresh(cfg, d, device)  # noqa: E731
-            cv, data = cross_validate(cfg, data, device, fresh, callbacks, run.recorder)
-            objective = cv["mean"][cfg.trainer.monitor]
-            if not cfg.trainer.cv_refit:  # scores only: no final model, no test metrics
-                _end(run, objective, {}, 0)
+        if cfg.trainer.cv_folds > 1 and not refitting:  # K-fold on train+val, then the refits
+            fits = _cross_validate(runs, members, data, device, callbacks, reconstructs)
+            if not fits:  # scores only (trainer.cv_refit=none, or best in a sweep: not yet)
                 status = "FINISHED"
                 return
+            data = cv.refit_data(data)  # the refits train on all of train+val
             torch.manual_seed(cfg.trainer.seed)
-            net, optimizer, options = fresh(data)  # trained below on all of train+val
-            members = [(Member(net, optimizer, options), runs)]
-            run.recorder.data(data)  # the refit's preprocessing (fitted on train+val) is its model's
+            rng = _rng_state(device)
+            members = _members(fits, models.build(cfg.model, data.spec).to(device), data)
+            for r in fits:
+                r.recorder.data(data)  # the refit's preprocessing (fitted on train+val) is its model's
 
         # -- fit: each network with its point's recorder, checkpoints and milestones
         on_device = data.to(device)
@@ -173,15 +188,14 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
                         r.result = member.error
                         r.recorder.end("FAILED", member.error)
                 continue
-            tags = {"dlx.fused_with": str(len(runs))} if stacked else {}
+            tags = {"dlx.fused_with": str(len(nets))} if stacked else {}
             for cb in member.callbacks:
                 if isinstance(cb, _Milestones):  # training ended before some (early stopping)
                     cb.finish_rest(member.model, member.history, tags)
                     tags["dlx.shared_training"] = cb.training_run_id
                 elif isinstance(cb, optuna_study.Pruning) and cb.pruned_epoch:  # pruned trial
                     tags.update({"dlx.pruned": "true", "dlx.pruned_epoch": cb.pruned_epoch})
-            _finish(share[-1], member.model, member.history, on_device, member.options, tags,
-                    objective)
+            _finish(share[-1], member.model, member.history, on_device, member.options, tags)
         status = "FINISHED"
     except BaseException as e:
         status, failure = ("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"), e
@@ -189,6 +203,38 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
     finally:
         for r in runs:
             r.recorder.end(status, failure)
+
+
+def _cross_validate(runs: list[_Run], members, data, device, callbacks,
+                    reconstructs: bool) -> list[_Run]:
+    """Each network's folds, each point scored at its own epoch (its fold_ metrics, cv_mean_/
+    cv_std_ and cv_folds.json): the points that trainer.cv_refit refits now, the others ended.
+    cv_refit=best refits a plain run, and of a sweep only its winner, once all points are scored
+    (`refit`)."""
+    cfg = runs[0].cfg
+    workers = devices.cv_workers(cfg.trainer.cv_workers, device, runs[0].point.runtime.n_jobs,
+                                 len(members) * cfg.trainer.cv_folds)
+    networks = [(share[-1].cfg, [r.point.epochs for r in share]) for _, share in members]
+    outcomes = cv.cross_validate(networks, data, device, _fresh, callbacks, workers, reconstructs)
+    fits = []
+    for (_, share), outcome in zip(members, outcomes):
+        for r in share:
+            if isinstance(outcome, BaseException):
+                r.result = outcome
+                r.recorder.end("FAILED", outcome)
+                continue
+            summary = outcome[r.point.epochs]
+            for i, scores in enumerate(summary["scores"], 1):
+                r.recorder.fold(i, scores)
+            r.recorder.cross_validation(summary)
+            r.objective = summary["mean"][cfg.trainer.monitor]
+            how = cfg.trainer.cv_refit
+            if how == "all" or (how == "best" and not r.point.runtime.sweep):
+                fits.append(r)
+            else:  # scores only: no final model, no test metrics (yet, for a sweep's winner)
+                r.recorder.tags({SCORES_ONLY: "true"})
+                _end(r, r.objective, {}, 0)
+    return fits
 
 
 def _members(runs: list[_Run], model, data) -> list[tuple[Member, list[_Run]]]:
@@ -218,8 +264,7 @@ def _checkpointer(r: _Run, identity: dict, resume: dict | None, resumed: Path):
 
 
 # ------------------------------------------------------------------------ the end of a point
-def _finish(r: _Run, model, history: History, data, options: dict, tags: dict,
-            objective: float | None = None) -> None:
+def _finish(r: _Run, model, history: History, data, options: dict, tags: dict) -> None:
     """A trained point ends: the test split scored once (under fork_rng: a training that goes on
     draws what it would), its record finished (tags, reports, model) and its Result."""
     cuda = [data.test[0].device] if data.test[0].device.type == "cuda" else []
@@ -229,7 +274,7 @@ def _finish(r: _Run, model, history: History, data, options: dict, tags: dict,
     if tags:
         r.recorder.tags(tags)
     r.recorder.finish(history, scores, data, model, options)
-    _end(r, history.final.get(r.cfg.trainer.monitor) if objective is None else objective,
+    _end(r, history.final.get(r.cfg.trainer.monitor) if r.objective is None else r.objective,
          scores.metrics, len(history))
 
 
@@ -310,7 +355,8 @@ def _fit_setup(cfg: DictConfig, model, data) -> tuple[torch.optim.Optimizer, dic
 
 
 def _fresh(cfg: DictConfig, data, device):
-    """A new model for `data` with its optimizer and fit options: each CV fold's, and the refit's."""
+    """A new model for `data` with its optimizer and fit options: each CV fold's (in this process
+    or a worker's, which imports it from here)."""
     model = models.build(cfg.model, data.spec).to(device)
     return (model, *_fit_setup(cfg, model, data))
 

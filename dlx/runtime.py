@@ -57,6 +57,8 @@ class Runtime:
     n_jobs: int | None = None  # jobs the launcher runs at once (threads per job follow from it)
     rung: int | None = None  # sweep=halving: the rung this candidate runs
     trial: Trial | None = None  # sweep=optuna: the trial this job is
+    refit: str | None = None  # trainer.cv_refit=best: the cross-validated sweep winner's MLflow
+    #   run, trained again on all of train+val and recorded into it
     started: float = field(default_factory=time.time)
 
     @property

@@ -192,3 +192,42 @@ def test_optuna_on_an_unreachable_database_is_one_redacted_line(dlx):
     assert line.startswith("dlx: error: cannot open the Optuna storage")
     assert "bob:***@127.0.0.1:1" in line and "hunter2" not in line
     assert all(r.info.status != "RUNNING" for r in dlx.runs())
+
+
+def test_a_cross_validated_grid_refits_only_its_winner_like_gridsearchcv(dlx):
+    """GridSearchCV(cv=3, refit=True): every point scored by its folds, only the best one fit
+    again on all of train+val and tested; results.csv shows the swept params and each fold."""
+    out = dlx("train", "-m", "model=mlp", "trainer.epochs=1,2", "optimizer.lr=0.01,0.1",
+              "trainer.cv_folds=3", "trainer.progress=false").stdout  # (the model logged)
+    parent, children = _sweep(dlx)
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    best_id = parent.data.tags["dlx.best_run_id"]
+    assert f"refitting the winner ({best_id})" in out
+    refit = [c for c in children if "test_accuracy" in c.data.metrics]
+    assert [c.info.run_id for c in refit] == [best_id]
+    (winner,) = [dlx.client().get_run(best_id)]
+    assert winner.info.status == "FINISHED" and winner.data.tags["dlx.refit"] == "winner"
+    assert winner.data.tags["dlx.scores_only"] == "false" and "dlx.weights" in winner.data.tags
+    assert winner.data.metrics["test_accuracy"] > 0.8
+    losers = [c for c in children if c.info.run_id != best_id]
+    assert all(c.data.tags["dlx.scores_only"] == "true" and "dlx.weights" not in c.data.tags
+               for c in losers)
+    scores = [c.data.metrics["cv_mean_val_loss"] for c in children]
+    assert winner.data.metrics["cv_mean_val_loss"] == min(scores)
+
+    rows = list(csv.DictReader((dlx.cwd / out.split("all results in ")[1].split()[0]).open()))
+    assert [r["run_id"] for r in rows][0] == best_id and len(rows) == 4
+    assert not [k for k in rows[0] if k.startswith("system/")]
+    assert {"optimizer.lr", "trainer.epochs", "fold1_val_loss", "fold3_val_loss"} <= set(rows[0])
+    assert float(rows[0]["cv_mean_val_loss"]) == pytest.approx(
+        sum(float(rows[0][f"fold{k}_val_loss"]) for k in (1, 2, 3)) / 3)
+
+    # the winner's model reproduces its test metrics; a point that was not refit says why
+    result = json.loads(dlx("eval", best_id, "--json").stdout)
+    assert result["metrics"]["test_accuracy"] == winner.data.metrics["test_accuracy"]
+    proc = dlx("eval", losers[0].info.run_id, check=False)
+    assert proc.returncode == 1 and "cross-validation scores only" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    # `dlx runs --sweep` shows the swept params and the fold scores' mean and spread
+    table = _table(dlx("runs", "--sweep", parent.info.run_id).stdout)
+    assert {"optimizer.lr", "trainer.epochs", "cv_mean_val_loss", "cv_std_val_loss"} <= set(table[0])

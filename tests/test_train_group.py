@@ -93,3 +93,28 @@ def test_train_raises_the_error_of_its_one_point(dlx):
         train(p.cfg, p.runtime)
     (run,) = dlx.runs()
     assert run.info.status == "FAILED"
+
+
+def test_cross_validated_points_share_each_folds_training_and_score_as_their_own_runs(dlx):
+    """Fold k of a network trained once to 3 epochs gives the 1-epoch point's fold-k score too:
+    the same numbers as each point cross-validated on its own (its folds in this process, the
+    group's in two worker processes)."""
+    from dlx.run import train, train_group
+
+    cv = ("trainer.cv_folds=3", "trainer.cv_refit=none")
+    with in_process():
+        grouped = train_group(_grid(dlx, *cv, "trainer.cv_workers=2"), fuse="false")
+    alone = []
+    for p in _grid(dlx, *cv, "trainer.cv_workers=1"):
+        with in_process():
+            alone.append(train(p.cfg, p.runtime))
+    client = dlx.client()
+    for (epochs, lr), g, a in zip(GRID, grouped, alone):
+        assert g.objective == a.objective, (epochs, lr)  # the folds' mean val_loss, exact
+        folds = [[m.value for m in sorted(client.get_metric_history(r.run_id, "fold_val_accuracy"),
+                                          key=lambda m: m.step)] for r in (g, a)]
+        assert folds[0] == folds[1] and len(folds[0]) == 3, (epochs, lr)
+    assert len({g.objective for g in grouped}) == 4  # four different points
+    runs = dlx.runs()
+    assert len(runs) == 8 and all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.data.tags["dlx.scores_only"] == "true" for r in runs)  # cv_refit=none

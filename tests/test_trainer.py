@@ -407,7 +407,7 @@ def test_csv_preprocessing_is_refitted_per_fold_and_for_the_refit(dlx, tmp_path)
 
 
 def test_cv_without_refit_reports_scores_only(dlx):
-    proc = dlx.train("model=logistic", "trainer.cv_folds=3", "trainer.cv_refit=false",
+    proc = dlx.train("model=logistic", "trainer.cv_folds=3", "trainer.cv_refit=none",
                      "trainer.epochs=2")
     (run,) = dlx.runs()
     assert run.info.status == "FINISHED"

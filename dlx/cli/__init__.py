@@ -37,6 +37,8 @@ def run() -> None:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     if "hydra_plugins.hydra_joblib_launcher._core" in sys.modules:
         sys.exit(code)  # a joblib sweep: a normal exit stops the workers it kept (on our stdout)
+    if "dlx.training.cv" in sys.modules:  # cross-validation's fold workers (on our stdout)
+        sys.modules["dlx.training.cv"].shutdown()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

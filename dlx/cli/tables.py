@@ -74,10 +74,13 @@ def run_columns(rows: list[dict[str, Any]], axes: list[str] | None) -> list[str]
     """The columns a listing needs: a sweep's children, its swept parameters and the objective;
     other runs, the model, the dataset, the monitored metric and the test headline."""
     monitors = [r["params"].get("trainer.monitor") for r in rows if r["params"].get("trainer.monitor")]
-    objective = [m for m in dict.fromkeys(monitors)]
+    present = {m for r in rows for m in r["metrics"]}
+    objective = []
+    for m in dict.fromkeys(monitors):  # cross-validated: the folds' mean and spread
+        cv = [k for k in (f"cv_mean_{m}", f"cv_std_{m}") if k in present]
+        objective += cv or [m]
     if axes is not None:
         return [*axes, *objective]
-    present = {m for r in rows for m in r["metrics"]}
     headline = [m for m in ("test_accuracy", "test_r2", "test_mse") if m in present][:1]
     return ["dlx.model", "dlx.dataset", *objective, *headline]
 

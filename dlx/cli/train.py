@@ -83,7 +83,7 @@ class TrainJobs:
         from hydra.core.hydra_config import HydraConfig
 
         from dlx.config import validate
-        from dlx.errors import DlxError
+        from dlx.errors import ConfigError, DlxError
         from dlx.runtime import Point, Runtime
 
         points = [Point(cfg, Runtime.of(HydraConfig.get())), *group]
@@ -92,6 +92,12 @@ class TrainJobs:
         for i, p in enumerate(points):
             try:
                 validate(p.cfg)  # a bad config is reported before torch is imported
+                if p.runtime.sweep and p.cfg.trainer.cv_folds > 1 and \
+                        p.cfg.trainer.cv_refit == "best" and not p.cfg.tracking.enabled:
+                    raise ConfigError(
+                        "trainer.cv_refit=best refits the sweep's winner, which is picked from "
+                        "the tracking store, and tracking.enabled=false: turn tracking on, or set "
+                        "trainer.cv_refit=all (or none)")
                 valid.append(i)
             except DlxError as e:
                 out[i] = e
@@ -190,7 +196,21 @@ class TrainJobs:
                 shutil.rmtree(scratch, ignore_errors=True)
         if self.rank > 0:
             raise typer.Exit(1 if self.failures else 0)
+        if SweepTracking.last.get("refit"):
+            self._refit(*SweepTracking.last["refit"])
         self._report(SweepTracking.last)
+
+    def _refit(self, run_id: str, uri: str) -> None:
+        """trainer.cv_refit=best: the sweep's winner trained on all of train+val, into its run."""
+        from dlx.run import refit
+
+        typer.echo(f"sweep: refitting the winner ({run_id}) on all of train+val "
+                   "(trainer.cv_refit=best)")
+        try:
+            result = refit(run_id, uri)
+        except Exception as e:  # noqa: BLE001 - reported as one line, as a job's failure
+            result = e
+        self._say(result, 0.0)
 
     def _restore_stderr(self, clear: bool = False) -> None:
         if self.stderr is not None:

@@ -13,6 +13,7 @@ from dlx.config.regularizer import MODES, monitor
 STRATEGIES = ("auto", "single", "ddp")  # auto: ddp under torchrun, else single
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a CUDA device that has it, else fp32
 SWITCHES = ("auto", "true", "false")
+REFITS = ("best", "all", "none")  # trainer.cv_refit
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
@@ -28,7 +29,11 @@ class TrainerConfig:
     cv_folds: int = matches(0, lambda v: v == 0 or v >= 2,
                             "is not cross-validation: use 0 (off) or K >= 2 folds")  # K-fold on
     #   train+val; the objective is then the folds' mean
-    cv_refit: bool = True  # after cross-validation, fit once on all of train+val and test that model
+    cv_refit: str = one_of("best", *REFITS)  # after cross-validation, fit on all of train+val
+    #   and test that model: best (a plain run; of a sweep its winner only), all, none (scores only)
+    cv_workers: str = matches("auto", lambda v: str(v) == "auto" or (str(v).isdigit() and int(v) >= 1),
+                              "is not auto or a number of worker processes >= 1")  # folds at once
+    #   in CPU worker processes; auto: one per core on a CPU (docs/training.md#cross-validation)
     grad_clip: float = off_or_positive(0.0)  # max global gradient norm (clip_grad_norm_)
     precision: str = one_of("auto", *PRECISIONS)  # bf16: autocast; fp16: autocast + scaler (CUDA)
     compile: bool = False  # torch.compile the model for training (the first epoch pays the compile)

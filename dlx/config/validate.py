@@ -144,7 +144,7 @@ def check_monitor(cfg: DictConfig, task: str) -> list[str]:
 def _has_val(c: _View) -> bool:
     """Whether the fit that watches a validation metric has a validation split: not with
     dataset.val_fraction=0, nor in the refit on all of train+val after cross-validation."""
-    refit = (c.trainer.cv_folds or 0) > 1 and c.trainer.cv_refit
+    refit = (c.trainer.cv_folds or 0) > 1 and c.trainer.cv_refit != "none"
     return c.dataset.val_fraction > 0 and not refit
 
 
@@ -157,7 +157,7 @@ def _no_val_split(what: str):
         if c.dataset.val_fraction == 0:
             return f"{what} watches a validation metric: set dataset.val_fraction > 0"
         return (f"{what} has no validation split to watch in the refit on all of train+val after "
-                "cross-validation: set trainer.cv_refit=false (scores only) or drop it")
+                "cross-validation: set trainer.cv_refit=none (scores only) or drop it")
     return rule
 
 

@@ -45,6 +45,12 @@ class SweepTracking(Callback):
         summary = client.writer().call(FinishSweep(parent, key, config.trainer.monitor_mode,
                                                    str(Path(config.hydra.sweep.dir))))
         SweepTracking.last.update(summary)
+        if config.trainer.get("cv_folds", 0) > 1 and config.trainer.cv_refit == "best" \
+                and summary.get("best"):  # the CLI refits the winner next (dlx.run.refit)
+            from dlx.tracking import resolve_uri
+
+            SweepTracking.last["refit"] = (summary["best"]["run_id"],
+                                           resolve_uri(config.tracking.uri))
 
 
 def shared_study(config: DictConfig) -> bool:

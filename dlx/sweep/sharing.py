@@ -13,6 +13,9 @@ them here and hands each group to `dlx.run.train_group` explicitly:
   shared training ended, as a separate run would.
 - stacked lrs: points that differ only in optimizer.lr are one network each, trained as K
   stacked copies when `hydra.launcher.fuse` says so (dlx/sweep/fused.py).
+- cross-validation (trainer.cv_folds): the same groups, each fold of each network trained once
+  and scored at each point's epoch (dlx/training/cv.py), the folds of a group spread over
+  worker processes.
 
 Torch-free (the CLI imports the launcher), except to ask whether CUDA is there for fuse=auto.
 """
@@ -67,8 +70,6 @@ def unshareable(config: DictConfig) -> str | None:
 
 def alone(config: DictConfig) -> str | None:
     """Why every point of this sweep trains on its own (no sharing of any kind), or None."""
-    if config.trainer.cv_folds > 1:
-        return "trainer.cv_folds trains folds, each one from the start"
     if config.trainer.resume:
         return "trainer.resume continues one run"
     return None
@@ -76,9 +77,11 @@ def alone(config: DictConfig) -> str | None:
 
 def stacks(fuse: str, config: DictConfig) -> bool:
     """Whether points that differ only in optimizer.lr go to one training: fuse=true, or auto on
-    CUDA (where `fused.check` then decides from the network and a timing probe)."""
+    CUDA (where `fused.check` then decides from the network and a timing probe), and always
+    with trainer.cv_folds (the folds of all their networks then train in parallel workers)."""
     fuse = str(fuse).lower()
-    return alone(config) is None and (fuse == "true" or (fuse == "auto" and _on_cuda(config)))
+    return alone(config) is None and (fuse == "true" or (fuse == "auto" and _on_cuda(config))
+                                      or config.trainer.cv_folds > 1)
 
 
 def _on_cuda(config: DictConfig) -> bool:

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 
+FOLD = "fold_"  # a cross-validated run's per-fold metrics: fold_val_<metric> with step=fold
+
+
 def objective_key(monitor: str, cv_folds: int = 0) -> str:
     """The metric a sweep ranks by: the monitored val metric, or its cross-validated mean."""
     return f"cv_mean_{monitor}" if cv_folds and cv_folds > 1 else monitor
@@ -39,9 +42,12 @@ def swept_params(children: list[dict[str, Any]]) -> list[str]:
 
 def results_table(children: list[dict[str, Any]], key: str, mode: str) -> list[dict[str, Any]]:
     """One row per child, best first (like GridSearchCV's cv_results_ ranked by rank_test_score;
-    a halving search's by rung reached, then score, with a `rung` column)."""
+    a halving search's by rung reached, then score, with a `rung` column): its swept params, its
+    metrics (not the system/ ones) and, cross-validated, each fold's score (a child's "folds":
+    {fold_<metric>: [value per fold]})."""
     axes = swept_params(children)
-    metric_names = sorted({m for c in children for m in c["metrics"]})
+    metric_names = sorted({m for c in children for m in c["metrics"]
+                           if not m.startswith(("system/", FOLD))})
     worst = float("inf") if mode == "min" else float("-inf")
     sign = 1 if mode == "min" else -1
     ordered = sorted(children, key=lambda c: (-rung(c), sign * c["metrics"].get(key, worst)))
@@ -53,6 +59,8 @@ def results_table(children: list[dict[str, Any]], key: str, mode: str) -> list[d
                **({"rung": rung(c)} if halving else {})}
         row.update({k: c["params"].get(k, "") for k in axes})
         row.update({m: c["metrics"].get(m, "") for m in metric_names})
+        for name, values in c.get("folds", {}).items():  # as cv_results_'s split<k>_test_score
+            row.update({f"fold{k}_{name.removeprefix(FOLD)}": v for k, v in enumerate(values, 1)})
         row["overrides"] = c["tags"].get("dlx.overrides", "")
         rows.append(row)
     return rows

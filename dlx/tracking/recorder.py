@@ -26,6 +26,7 @@ from dlx.tracking import ERROR_TAG
 from dlx.tracking import messages as m
 from dlx.training.callbacks import Callback
 
+SCORES_ONLY = "dlx.scores_only"  # "true": a cross-validated run that was not refit (no model)
 PARENT_ENV = "DLX_SWEEP_PARENT_RUN_ID"  # a sweep's parent run id, for jobs in other processes
 
 
@@ -124,7 +125,13 @@ class Recorder(Callback):
         rung = self.runtime.rung
         if rung is not None:  # sweep=halving: the rung this candidate has reached
             tags["dlx.rung"] = rung
-        if resume is None:
+        if self.runtime.refit is not None:  # cv_refit=best: the sweep's winner, into its run
+            self._id, _ = self.writer.call(m.StartRun(
+                self.key, self.uri, cfg.tracking.experiment, self.name, tags, flatten(cfg), None,
+                _ms(self.started), str(self.output_dir), run_id=self.runtime.refit,
+                resume=str(self.output_dir.resolve())))
+            self.writer.send(m.SetTags(self.key, {SCORES_ONLY: "false", "dlx.refit": "winner"}))
+        elif resume is None:
             self._reply = self.writer.send(m.StartRun(
                 self.key, self.uri, cfg.tracking.experiment, self.name, tags, flatten(cfg),
                 self.parent, _ms(self.started), str(self.output_dir)), reply=True)

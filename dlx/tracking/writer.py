@@ -255,6 +255,10 @@ class Handler:
             time.sleep(0.5)  # last records are still on their way through their writers
             rows = children(run["client"], parent)
         best = ranking.best(rows, key, mode)
+        for r in rows:  # a cross-validated point's fold scores, fold by fold
+            r["folds"] = {name: [h.value for h in sorted(run["client"].get_metric_history(
+                r["run_id"], name), key=lambda h: h.step)]
+                for name in r["metrics"] if name.startswith(ranking.FOLD)}
         table = ranking.results_table(rows, key, mode)
         folder = Path(sweep_dir)
         files = [ranking.write_csv(table, folder / "results.csv")]

@@ -45,6 +45,22 @@ def setup_process(trainer, device: torch.device, n_jobs: int | None) -> None:
     torch.manual_seed(trainer.seed)
 
 
+def cv_workers(setting, device: torch.device, n_jobs: int | None, folds: int) -> int:
+    """Processes that train cross-validation folds at once (trainer.cv_workers). auto: one per
+    core on a CPU, as many as there are folds to train, unless the sweep's launcher already runs
+    jobs in parallel; 1 on CUDA. Measured on a 2-core CPU (docs/training.md#cross-validation):
+    two 1-thread workers train x2.0 the folds per second of one 2-thread process, since a small
+    network's step does not spread over threads."""
+    if str(setting) != "auto":
+        if int(setting) > 1 and device.type != "cpu":
+            raise ConfigError(f"trainer.cv_workers={setting} trains folds in CPU worker processes, "
+                              f"and this run is on {device}: use trainer.cv_workers=auto or 1")
+        return max(1, min(int(setting), folds))
+    if device.type != "cpu" or (n_jobs is not None and n_jobs != 1):
+        return 1
+    return max(1, min(os.cpu_count() or 1, folds))
+
+
 # ---------------------------------------------------------------------------- fast paths
 CAPTURE_MIN_STEPS = 1000  # capture=auto: only runs this long repay the compile (~30-60 s)
 
