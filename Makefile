@@ -58,6 +58,7 @@ bench: install          ## whole processes vs a plain script, fit loop, sweeps, 
 	$(BIN)/python benchmarks/sweep.py --overhead
 	$(BIN)/python benchmarks/sweep.py --engines
 	$(BIN)/python benchmarks/tracking_overhead.py
+	$(BIN)/python benchmarks/gridsearch.py  # its GridSearchCV side needs skorch: pip install -e '.[bench]'
 
 clean:
 	rm -rf $(VENV) outputs/*/ multirun mlflow.db mlflow.db.lock mlruns

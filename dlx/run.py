@@ -73,8 +73,8 @@ def refit(run_id: str, uri: str, callbacks: list[Callback] = ()) -> Result:
 
 def train_group(points: list[Point], callbacks: list[Callback] = (),
                 fuse: str = "auto") -> list[Result | BaseException]:
-    """Train points that differ at most in trainer.epochs and optimizer.lr as one training: each
-    point's Result, or the error that ended it, in order. `callbacks` (the CLI's progress) follow
+    """Train points that differ at most in trainer.epochs and optimizer.lr (cross-validated, also
+    dataset.batch_size) as one training: each point's Result, or the error that ended it, in order. `callbacks` (the CLI's progress) follow
     the first point's network. `fuse`: auto | true | false, whether lr points train stacked."""
     cfg, runtime = points[0].cfg, points[0].runtime
     # -- where: the device, and under torchrun this process's place in the DDP group
@@ -167,8 +167,9 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
             if len(share) > 1:
                 member.callbacks.append(_Milestones(share[:-1], longest, on_device, member.options))
         nets, epochs = [m for m, _ in members], {s[-1].point.epochs for _, s in members}
+        batches = {s[-1].cfg.dataset.batch_size for _, s in members}
         example = on_device.batch(on_device.train[0][:2], False)
-        stacked = len(nets) > 1 and len(epochs) == 1 and \
+        stacked = len(nets) > 1 and len(epochs) == 1 and len(batches) == 1 and \
             fused.check(fuse, model, nets[0].options, example)
         if stacked:  # the lr points as K stacked copies in the one loop
             for m in nets[1:]:  # the progress follows the first network only
@@ -177,7 +178,8 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
         else:  # one network after the other, each from the state its own run starts from
             for member, share in members:
                 _set_rng_state(rng, device)
-                fit_members([member], on_device, share[-1].point.epochs, cfg.dataset.batch_size,
+                last = share[-1]
+                fit_members([member], on_device, last.point.epochs, last.cfg.dataset.batch_size,
                             cfg.trainer.seed, resume=resume, group=group)
 
         # -- test: the held-out split, once per point, with its final weights
@@ -238,11 +240,12 @@ def _cross_validate(runs: list[_Run], members, data, device, callbacks,
 
 
 def _members(runs: list[_Run], model, data) -> list[tuple[Member, list[_Run]]]:
-    """One network per optimizer.lr, with its points shortest first (the longest trains, the
-    others end at their epochs); every network starts from `model`'s weights."""
-    by_lr: dict[float, list[_Run]] = {}
+    """One network per optimizer.lr (and batch size: a cross-validated group's), with its points
+    shortest first (the longest trains, the others end at their epochs); every network starts
+    from `model`'s weights."""
+    by_lr: dict[tuple, list[_Run]] = {}
     for r in runs:
-        by_lr.setdefault(float(r.cfg.optimizer.lr), []).append(r)
+        by_lr.setdefault((float(r.cfg.optimizer.lr), r.cfg.dataset.batch_size), []).append(r)
     members = []
     for i, share in enumerate(by_lr.values()):
         share.sort(key=lambda r: r.point.epochs)

@@ -424,6 +424,26 @@ def test_cv_folds_1_is_an_error_that_names_the_fix(dlx):
     assert dlx.runs() == []
 
 
+@pytest.mark.parametrize("override, named", [
+    ("trainer.cv_refit=false", "trainer.cv_refit=False is not one of best, all, none"),
+    ("trainer.cv_workers=0", "trainer.cv_workers=0 is not auto or a number of worker processes"),
+])
+def test_cv_options_out_of_range_are_one_line_naming_the_values(dlx, override, named):
+    proc = dlx.train("trainer.cv_folds=3", override, check=False)
+    assert proc.returncode == 1 and named in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and dlx.runs() == []
+
+
+def test_a_sweep_cannot_refit_its_winner_without_a_store_to_pick_it_from(dlx):
+    proc = dlx.train("-m", "trainer.epochs=1,2", "trainer.cv_folds=3", "tracking.enabled=false",
+                     check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == "dlx: error: 2 jobs failed"
+    assert all("trainer.cv_refit=best refits the sweep's winner" in line and
+               "set trainer.cv_refit=all (or none)" in line for line in lines[:-1])
+
+
 # ------------------------------------------------------------------------- the fold splitter
 def _bundle(y: np.ndarray, task: str = "multiclass", n_val: int = 10) -> Bundle:
     spec = Spec(task, (1,), 3 if task == "multiclass" else 1)

@@ -13,9 +13,10 @@ them here and hands each group to `dlx.run.train_group` explicitly:
   shared training ended, as a separate run would.
 - stacked lrs: points that differ only in optimizer.lr are one network each, trained as K
   stacked copies when `hydra.launcher.fuse` says so (dlx/sweep/fused.py).
-- cross-validation (trainer.cv_folds): the same groups, each fold of each network trained once
-  and scored at each point's epoch (dlx/training/cv.py), the folds of a group spread over
-  worker processes.
+- cross-validation (trainer.cv_folds): points that differ in trainer.epochs, optimizer.lr and
+  dataset.batch_size are one group: a network per (lr, batch size), each fold of each trained
+  once and scored at each point's epoch (dlx/training/cv.py), all the group's folds spread over
+  worker processes (one queue, so no worker waits for another's last fold between groups).
 
 Torch-free (the CLI imports the launcher), except to ask whether CUDA is there for fuse=auto.
 """
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, open_dict
 
 from dlx.runtime import Point, Runtime
 
-EPOCHS, LR = "trainer.epochs=", "optimizer.lr="
+EPOCHS, LR, BATCH = "trainer.epochs=", "optimizer.lr=", "dataset.batch_size="
 
 
 @dataclass
@@ -94,8 +95,8 @@ def _on_cuda(config: DictConfig) -> bool:
 
 
 def groups(jobs: list[Job], share_prefixes: bool, lrs: bool) -> tuple[list[list[Job]], str | None]:
-    """The jobs grouped by everything but trainer.epochs (and with `lrs` optimizer.lr), in job
-    order, and why jobs that differ only in trainer.epochs were not grouped (None when they
+    """The jobs grouped by everything but trainer.epochs (and with `lrs` optimizer.lr, and
+    cross-validated dataset.batch_size too), in job order, and why jobs that differ only in trainer.epochs were not grouped (None when they
     were, or there were none)."""
     def rest(job: Job, skip: tuple[str, ...]) -> tuple:
         return tuple(o for o in job.overrides if not o.lstrip("+").startswith(skip))
@@ -109,7 +110,8 @@ def groups(jobs: list[Job], share_prefixes: bool, lrs: bool) -> tuple[list[list[
             why = "epoch prefixes are not shared: hydra.launcher.share_prefixes=false"
         elif reason := unshareable(jobs[0].config):
             why = f"epoch prefixes are not shared: {reason}"
-    skip = (*(() if why or not share_prefixes else (EPOCHS,)), *((LR,) if lrs else ()))
+    skip = (*(() if why or not share_prefixes else (EPOCHS,)), *((LR,) if lrs else ()),
+            *((BATCH,) if lrs and jobs[0].config.trainer.cv_folds > 1 else ()))
     if not skip:
         return [[j] for j in jobs], why
     by_rest: dict[tuple, list[Job]] = {}
@@ -117,7 +119,7 @@ def groups(jobs: list[Job], share_prefixes: bool, lrs: bool) -> tuple[list[list[
         by_rest.setdefault(rest(j, skip), []).append(j)
     out = []
     for g in by_rest.values():
-        kinds = {(j.epochs, str(j.config.optimizer.lr)) for j in g}
+        kinds = {(j.epochs, str(j.config.optimizer.lr), j.config.dataset.batch_size) for j in g}
         if len(kinds) < len(g):  # a repeated point: each trains on its own
             out += [[j] for j in g]
         else:

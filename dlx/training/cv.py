@@ -141,6 +141,9 @@ def cross_validate(networks: list[tuple[DictConfig, list[int]]], data: Bundle, d
     out: dict[tuple[int, int], dict | BaseException] = {}
     if workers > 1:
         pool = _pool(workers)
+        # the longest folds first (most epochs, then smallest batches: most steps), so that no
+        # worker is left with a long one while the other has nothing to do
+        jobs.sort(key=lambda j: (-networks[j[0]][1][-1], networks[j[0]][0].dataset.batch_size))
         futures = {job: pool.submit(_fold_in_worker, OmegaConf.to_container(networks[job[0]][0]),
                                     splits[job[1]], networks[job[0]][1], reconstruct, setup)
                    for job in jobs}
