@@ -350,7 +350,7 @@ def _fit_setup(cfg: DictConfig, model, data) -> tuple[torch.optim.Optimizer, dic
     steps = steps_per_epoch(len(data.train[0]), cfg.dataset.batch_size, ranks)
     # trainer.precision / channels_last / capture: `auto` decided for this device and model
     fast = devices.fast_paths(cfg.trainer, device, model, steps * cfg.trainer.epochs)
-    optimizer = optim.build(cfg.optimizer, regs.params, compiled=cfg.trainer.compile or fast["capture"])
+    optimizer = optim.build(cfg.optimizer, regs.params, cfg.trainer.compile or fast["capture"], device)
     schedule = schedulers.build(cfg.get("scheduler"), optimizer, cfg.trainer.epochs, steps)
     return optimizer, {"penalty": regs.penalty, "early_stopping": regs.early_stopping,
                        "schedule": schedule, "grad_clip": cfg.trainer.grad_clip,

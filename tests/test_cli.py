@@ -88,7 +88,7 @@ def test_compile_loads_the_real_dynamo_after_the_stand_in():
         "from dlx.training import optim\n"
         "m = torch.nn.Linear(3, 1)\n"
         "opt = optim.build({'_target_': 'torch.optim.SGD', '_partial_': True, 'lr': 0.1}, "
-        "m.parameters(), compiled=False)\n"
+        "m.parameters(), compiled=False, device=torch.device('cpu'))\n"
         "m(torch.ones(2, 3)).sum().backward(); opt.step(); opt.zero_grad()\n"
         "assert type(sys.modules['torch._dynamo']).__name__ == '_DeferredDynamo'\n"
         "optim.undefer_dynamo()\n"
