@@ -41,8 +41,9 @@ test-browser: install   ## `dlx ui` in headless Chromium (CI): lists the run, sh
 	$(BIN)/python -m pytest -q -m browser tests/browser
 
 # PostgreSQL 15's binaries (/usr/lib/postgresql/15/bin) are needed; the tests start their own
-# cluster and mlflow server on 127.0.0.1 and stop them at the end
-test-cluster: install   ## real engines on 127.0.0.1: PostgreSQL + mlflow server, outages, Optuna workers, submitit, torchrun nodes (CI)
+# cluster and mlflow server on 127.0.0.1, and Ray's two nodes on two hosts of their own (network
+# namespaces: root and `ip`), and stop them at the end
+test-cluster: install   ## real engines on 127.0.0.1 and two network namespaces: PostgreSQL + mlflow server, outages, a two-node Ray cluster, Optuna workers, submitit, torchrun nodes (CI)
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
 lint: install

@@ -156,14 +156,40 @@ def test_hydra_argument_clash_is_one_line(dlx):
 
 
 @pytest.mark.slow
-def test_ray_launcher_sweep_nests_runs(dlx):
-    # needs `pip install -e '.[ray]'` (not in the default install: it pins an old cloudpickle)
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
-    dlx.train("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", "model=mlp",
-              "optimizer.lr=0.01,0.02", "trainer.epochs=1")
+def test_ray_launcher_without_an_address_starts_a_local_ray(dlx):
+    """hydra/launcher=ray on a laptop: Ray's own rule starts a local instance for the sweep
+    (tests/cluster/test_ray.py runs it on a two-node cluster)."""
+    dlx.env["RAY_AUTH_MODE"] = "disabled"  # Ray would write a token into ~/.ray
+    out = dlx.train("-m", "hydra/launcher=ray", "model=logistic", "dataset=synthetic_logistic",
+                    "optimizer.lr=0.01,0.02", "trainer.epochs=1", timeout=300)
     parent, children = _sweep(dlx)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert out.stdout.count("sweep: point ") == 2 and "sweep: best of 2 runs" in out.stdout
 
+
+def test_an_unreachable_ray_address_is_one_line(dlx):
+    proc = dlx.train("-m", "hydra/launcher=ray", "hydra.launcher.address=127.0.0.1:1",
+                     "model=logistic", "optimizer.lr=0.01,0.1", check=False, timeout=120)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("dlx: error: cannot reach the Ray cluster at "
+                           "hydra.launcher.address=127.0.0.1:1"), line
+    assert "ray start --head --port=1" in line
+    assert dlx.runs() and all(r.info.status != "RUNNING" for r in dlx.runs())
+
+
+def test_ray_launcher_without_ray_installed_says_how_to_install_it(dlx, tmp_path):
+    hidden = tmp_path / "no-ray"
+    (hidden / "ray").mkdir(parents=True)  # an import of ray fails as it does where it is missing
+    (hidden / "ray" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'ray'\", name='ray')\n")
+    dlx.env["PYTHONPATH"] = str(hidden)
+    proc = dlx.train("-m", "hydra/launcher=ray", "model=logistic", "optimizer.lr=0.01,0.1",
+                     check=False, timeout=120)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == "dlx: error: hydra/launcher=ray needs Ray, which is not installed here: " \
+                   "pip install 'ray>=2.9'", line
 
 def test_optuna_on_a_shared_storage_counts_the_studys_trials_and_refuses_a_taken_name(dlx):
     storage = f"sqlite:///{dlx.cwd / 'optuna.db'}"

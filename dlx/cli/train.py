@@ -228,8 +228,13 @@ class TrainJobs:
                        f"{sweep['parent_run_id']}; all results in {sweep['results']}")
         if sweep.get("parent_run_id") or not self.failures:
             typer.echo("browse runs: dlx ui (the links open there)")
-        for name, error in sweep.get("failed", [])[len(self.failures):]:
-            self.fail(f"{name}: {error}")  # a job in a worker process (submitit, Ray, joblib)
+        from dlx.sweep.launcher import lost  # points whose worker died (Ray): dir -> why
+
+        for name, error, output_dir in sweep.get("failed", [])[len(self.failures):]:
+            # a job in a worker process (submitit, Ray, joblib)
+            self.fail(f"{name}: {lost.pop(output_dir, error)}")
+        for output_dir, why in lost.items():  # lost before its run started
+            self.fail(f"{output_dir}: {why}")
         if self.failures:
             if len(self.failures) > 1:
                 err(f"{len(self.failures)} jobs failed")

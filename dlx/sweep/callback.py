@@ -29,7 +29,10 @@ class SweepTracking(Callback):
     last: dict[str, Any] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from dlx.sweep.launcher import lost
+
         SweepTracking.last = {}
+        lost.clear()
         os.environ[SWEEP_PID_ENV] = str(os.getpid())
         if config.tracking.enabled and not shared_study(config):
             start_parent(config)
@@ -42,8 +45,11 @@ class SweepTracking(Callback):
         from dlx.tracking import client
 
         key = objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0))
+        from dlx.sweep.launcher import lost
+
         summary = client.writer().call(FinishSweep(parent, key, config.trainer.monitor_mode,
-                                                   str(Path(config.hydra.sweep.dir))))
+                                                   str(Path(config.hydra.sweep.dir)),
+                                                   tuple(lost.items())))
         SweepTracking.last.update(summary)
         if config.trainer.get("cv_folds", 0) > 1 and config.trainer.cv_refit == "best" \
                 and summary.get("best"):  # the CLI refits the winner next (dlx.run.refit)

@@ -5,11 +5,12 @@ only in optimizer.lr). Each point is still its own Hydra job: its output dir, .h
 callbacks and JobReturn, in the order the sweeper asked for them.
 
 Selected by default (conf/config.yaml); `hydra.launcher.share_prefixes=false` trains every
-point on its own; other launchers (joblib, slurm, ray) stay selectable.
+point on its own; other launchers stay selectable: ray (dlx/sweep/ray_launcher.py), joblib, slurm.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import time
@@ -21,6 +22,9 @@ from omegaconf import OmegaConf, open_dict
 from dlx.sweep import sharing  # (not fused: it imports torch; the CLI imports this module)
 
 say: Callable[[str], None] = lambda line: None  # noqa: E731 - the CLI sets how lines reach the user
+# points whose worker process died (hydra/launcher=ray): output dir -> why. The sweep's parent
+# ends their runs KILLED (dlx/sweep/callback.py) and the CLI names each one at the end.
+lost: dict[str, str] = {}
 
 
 class Progress:
@@ -46,13 +50,20 @@ class Progress:
         if not self.total:
             return None
         self.started = self.started or time.monotonic()
-        left = ""
-        if self.done:
-            seconds = (time.monotonic() - self.started) / self.done * (self.total - self.done)
-            left = f" … ~{int(seconds // 60)}m{int(seconds % 60):02d}s left" if seconds >= 60 \
-                else f" … ~{seconds:.0f}s left"
+        return self.label(num, overrides) + self.left()
+
+    def label(self, num: int, overrides: list[str]) -> str:
+        """`point 7/27 (the overrides that differ between points)`"""
         shown = [o for o in overrides if o.partition("=")[0] in self.swept] or overrides
-        return f"point {num + 1}/{self.total} ({' '.join(shown)}){left}"
+        return f"point {num + 1}/{self.total} ({' '.join(shown)})"
+
+    def left(self) -> str:
+        """` … ~1m40s left`, from the pace of the points done so far ('' before the first)."""
+        if not self.done or self.started is None:
+            return ""
+        seconds = (time.monotonic() - self.started) / self.done * (self.total - self.done)
+        return f" … ~{int(seconds // 60)}m{int(seconds % 60):02d}s left" if seconds >= 60 \
+            else f" … ~{seconds:.0f}s left"
 
     def end(self) -> None:
         self.done += 1
@@ -61,13 +72,29 @@ class Progress:
 progress = Progress()
 
 
-def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequence[str]],
-           initial_job_idx: int, share_prefixes: bool, fuse: str = "auto") -> list:
-    from hydra.core.utils import configure_log, run_job, setup_globals
+def compose_once(hydra_context) -> None:
+    """Compose each job once: Hydra's sweeper composes every job of a batch to check it
+    (validate_batch_is_legal) and the launcher composes it again; the launcher now takes a copy
+    of the sweeper's. (A 27-point grid spends about 4 s composing.)"""
+    loader = hydra_context.config_loader
+    if getattr(loader, "_dlx_composed", None) is not None:
+        return
+    compose, composed = loader.load_sweep_config, {}
 
-    setup_globals()
-    progress.expect(initial_job_idx + len(job_overrides), job_overrides)
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    def load_sweep_config(master_config, sweep_overrides):
+        key = (id(master_config), tuple(sweep_overrides))
+        if key in composed:  # the launcher's call, after the sweeper's check
+            return composed.pop(key)
+        config = compose(master_config, sweep_overrides)
+        composed[key] = copy.deepcopy(config)
+        return config
+
+    loader.load_sweep_config, loader._dlx_composed = load_sweep_config, composed
+
+
+def compose(hydra_context, config, job_overrides: Sequence[Sequence[str]],
+            initial_job_idx: int) -> list[sharing.Job]:
+    """Every job's config, numbered as the sweeper counts them, and where its files go."""
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     jobs = []
     for idx, overrides in enumerate(job_overrides, initial_job_idx):
@@ -77,23 +104,45 @@ def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequenc
         where = os.path.join(str(OmegaConf.select(job, "hydra.sweep.dir")),
                              str(OmegaConf.select(job, "hydra.sweep.subdir")))
         jobs.append(sharing.Job(idx, list(overrides), job, Path(where).resolve()))
+    getattr(hydra_context.config_loader, "_dlx_composed", {}).clear()
+    return jobs
+
+
+def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequence[str]],
+           initial_job_idx: int, share_prefixes: bool, fuse: str = "auto") -> list:
+    from hydra.core.utils import configure_log, setup_globals
+
+    setup_globals()
+    progress.expect(initial_job_idx + len(job_overrides), job_overrides)
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    jobs = compose(hydra_context, config, job_overrides, initial_job_idx)
     groups, why = sharing.groups(jobs, share_prefixes, sharing.stacks(fuse, config))
     if why:
         say(why)
     returns = {}
-    for lead, *others in groups:
-        # the first job of a group trains it all (the task gets the other points explicitly and
-        # fills `shared` with their results); each other job then records the result it got
-        shared: list = []
-        task = functools.partial(task_function, group=[j.point() for j in others], results=shared,
-                                 fuse=str(fuse).lower()) if others else task_function
-        returns[lead.idx] = run(run_job, hydra_context, task, lead)
-        for i, job in enumerate(others):
-            given = functools.partial(task_function, result=shared[i]) if i < len(shared) \
-                else task_function  # the group's training never got this far: on its own
-            returns[job.idx] = run(run_job, hydra_context, given, job)
+    for group in groups:
+        for job, ret in zip(group, run_group(hydra_context, task_function, group, fuse)):
+            returns[job.idx] = ret
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[j.idx] for j in jobs]
+
+
+def run_group(hydra_context, task_function, group: list[sharing.Job], fuse: str = "false") -> list:
+    """The JobReturns of a group of jobs that share a training, in its order: the first job
+    trains it all (the task gets the other points explicitly and fills `shared` with their
+    results); each other job then records the result it got."""
+    from hydra.core.utils import run_job
+
+    lead, *others = group
+    shared: list = []
+    task = functools.partial(task_function, group=[j.point() for j in others], results=shared,
+                             fuse=str(fuse).lower()) if others else task_function
+    returns = [run(run_job, hydra_context, task, lead)]
+    for i, job in enumerate(others):
+        given = functools.partial(task_function, result=shared[i]) if i < len(shared) \
+            else task_function  # the group's training never got this far: on its own
+        returns.append(run(run_job, hydra_context, given, job))
+    return returns
 
 
 def run(run_job, hydra_context, task_function, job: sharing.Job):

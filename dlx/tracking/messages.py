@@ -176,6 +176,8 @@ class FinishSweep(Message):
     objective: str
     mode: str
     sweep_dir: str
+    lost: tuple[tuple[str, str], ...] = ()  # (output dir, why): points whose process died with
+    #   its writer (a Ray worker's child processes go with it); their runs end KILLED
 
 
 @dataclass(frozen=True)

@@ -242,14 +242,25 @@ class Handler:
         self.runs[parent] = self.runs.pop("sweep")
         return parent
 
-    def finish_sweep(self, parent: str, objective: str, mode: str, sweep_dir: str) -> dict:
-        """Rank the children by `objective`, attach results.csv and objective.png, end the parent."""
+    def finish_sweep(self, parent: str, objective: str, mode: str, sweep_dir: str,
+                     lost: tuple = ()) -> dict:
+        """Rank the children by `objective`, attach results.csv and objective.png, end the parent;
+        the runs of `lost` points that no writer ended end KILLED, tagged with why."""
+        from mlflow.entities import RunTag
+
         from dlx import plots
         from dlx.tracking import ranking
         from dlx.tracking.queries import children
 
-        run, key = self.runs[parent], objective
+        run, key, why = self.runs[parent], objective, dict(lost)
         rows = children(run["client"], parent)
+        for r in rows:
+            if r["status"] == "RUNNING" and r["tags"].get("dlx.output_dir") in why:
+                ended = RunTag("dlx.ended_by", why[r["tags"]["dlx.output_dir"]])
+                self.store.retry(run["client"].log_batch, r["run_id"], tags=[ended])
+                self.store.retry(run["client"].set_terminated, r["run_id"], "KILLED",
+                                 end_time=_now())
+                r["status"], r["tags"]["dlx.ended_by"] = "KILLED", ended.value
         deadline = time.monotonic() + 60  # other processes' points (a shared Optuna study) whose
         while any(r["status"] == "RUNNING" for r in rows) and time.monotonic() < deadline:
             time.sleep(0.5)  # last records are still on their way through their writers
@@ -272,7 +283,8 @@ class Handler:
         self.log_files(parent, {f.name: f for f in files + ([figure] if figure else [])})
         self.end_run(parent, "FINISHED" if best is not None else "FAILED")
         mine = str(folder.resolve())  # this sweep's points (a shared study has other workers')
-        failed = [(r["run_name"], r["tags"].get(ERROR_TAG, f"ended {r['status']}")) for r in rows
+        failed = [(r["run_name"], r["tags"].get(ERROR_TAG, f"ended {r['status']}"),
+                   r["tags"].get("dlx.output_dir", "")) for r in rows
                   if r["status"] != "FINISHED"
                   and r["tags"].get("dlx.output_dir", "").startswith(mine)]
         return {"best": best, "key": key, "n_children": len(rows), "n_failed": n_failed,

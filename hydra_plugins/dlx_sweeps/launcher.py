@@ -30,7 +30,10 @@ class DlxLauncher(Launcher):
         self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        from dlx.sweep.launcher import compose_once
+
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        compose_once(hydra_context)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int):
         from dlx.sweep import launcher

@@ -36,7 +36,11 @@ def finite(rule):
 
 positive, non_negative = finite(lambda v: v > 0), finite(lambda v: v >= 0)
 open_unit, half_open_unit = finite(lambda v: 0 < v < 1), finite(lambda v: 0 <= v < 1)
-seed_range = lambda v: 0 <= v < 2**32  # numpy/sklearn seeds, torch.manual_seed
+
+
+def seed_range(v) -> bool:  # numpy/sklearn seeds, torch.manual_seed
+    return 0 <= v < 2**32
+
 
 INT, FLOAT = "int", "float"
 # key -> (kind, the group options it needs, valid?)
@@ -212,7 +216,9 @@ def _split_rows(y, test_fraction, val_fraction, seed):
     x = np.arange(len(y), dtype=np.float32)[:, None]
     spec = Spec("multiclass", (1,), int(y.max()) + 1)
     b = split(x, y, spec, test_fraction, val_fraction, seed)
-    rows = lambda s: s[0][:, 0].long().numpy() if s is not None else np.array([], int)
+    def rows(s):
+        return s[0][:, 0].long().numpy() if s is not None else np.array([], int)
+
     for part in (b.train, b.val, b.test):
         if part is not None:  # the labels travel with their rows
             assert np.array_equal(part[1].numpy(), y[rows(part)])
