@@ -316,9 +316,7 @@ class _Milestones(Callback):
                 r.checkpoints(self.loop.state, epoch, best=bool(es and es.best_epoch == epoch),
                               final=epoch == r.point.epochs or self.loop.stopping)
             if epoch == r.point.epochs:
-                model = copy.deepcopy(self.loop.model)
-                if es is not None and es.restore_best and es.best_state is not None:
-                    model.load_state_dict(es.best_state)
+                model = es.copy_as_ended(self.loop.model) if es else copy.deepcopy(self.loop.model)
                 self._finish(r, model, self.loop.history)
 
     def finish_rest(self, model, history: History, tags: dict) -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlx.cli.app import width
+from dlx.tracking.ranking import CV_MEAN, CV_STD
 
 
 def _print(renderable) -> None:
@@ -77,7 +78,7 @@ def run_columns(rows: list[dict[str, Any]], axes: list[str] | None) -> list[str]
     present = {m for r in rows for m in r["metrics"]}
     objective = []
     for m in dict.fromkeys(monitors):  # cross-validated: the folds' mean and spread
-        cv = [k for k in (f"cv_mean_{m}", f"cv_std_{m}") if k in present]
+        cv = [k for k in (f"{CV_MEAN}{m}", f"{CV_STD}{m}") if k in present]
         objective += cv or [m]
     if axes is not None:
         return [*axes, *objective]

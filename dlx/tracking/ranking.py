@@ -11,11 +11,12 @@ from typing import Any
 
 
 FOLD = "fold_"  # a cross-validated run's per-fold metrics: fold_val_<metric> with step=fold
+CV_MEAN, CV_STD = "cv_mean_", "cv_std_"  # and the folds' mean and spread: cv_mean_val_<metric>
 
 
 def objective_key(monitor: str, cv_folds: int = 0) -> str:
     """The metric a sweep ranks by: the monitored val metric, or its cross-validated mean."""
-    return f"cv_mean_{monitor}" if cv_folds and cv_folds > 1 else monitor
+    return f"{CV_MEAN}{monitor}" if cv_folds and cv_folds > 1 else monitor
 
 
 def rung(child: dict[str, Any]) -> int:

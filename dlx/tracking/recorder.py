@@ -24,6 +24,7 @@ from dlx.config import flatten
 from dlx.runtime import Runtime
 from dlx.tracking import ERROR_TAG
 from dlx.tracking import messages as m
+from dlx.tracking.ranking import CV_MEAN, CV_STD, FOLD
 from dlx.training.callbacks import Callback
 
 SCORES_ONLY = "dlx.scores_only"  # "true": a cross-validated run that was not refit (no model)
@@ -180,13 +181,13 @@ class Recorder(Callback):
 
     def fold(self, i: int, scores: dict[str, float]) -> None:
         if self.writer:
-            self.writer.send(m.LogMetrics(self.key, {f"fold_{k}": v for k, v in scores.items()}, i))
+            self.writer.send(m.LogMetrics(self.key, {f"{FOLD}{k}": v for k, v in scores.items()}, i))
 
     def cross_validation(self, summary: dict) -> None:
         if self.writer:
             self.writer.send(m.LogMetrics(self.key, {
-                **{f"cv_mean_{n}": v for n, v in summary["mean"].items()},
-                **{f"cv_std_{n}": v for n, v in summary["std"].items()}}))
+                **{f"{CV_MEAN}{n}": v for n, v in summary["mean"].items()},
+                **{f"{CV_STD}{n}": v for n, v in summary["std"].items()}}))
             self.writer.send(m.LogFiles(self.key, {"cv_folds.json": summary}))
 
     # -- finish

@@ -90,11 +90,8 @@ class _Milestones(Callback):
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         if epoch in self.milestones:
-            model = copy.deepcopy(self.loop.model)
-            es = self.loop.early_stopping
-            if es is not None and es.restore_best and es.best_state is not None:
-                model.load_state_dict(es.best_state)
-            self.scores[epoch] = self.score(model)
+            es, model = self.loop.early_stopping, self.loop.model
+            self.scores[epoch] = self.score(es.copy_as_ended(model) if es else copy.deepcopy(model))
 
 
 def fold_fit(cfg, data: Bundle, rows: tuple[np.ndarray, np.ndarray], milestones: list[int],
@@ -155,13 +152,13 @@ def cross_validate(networks: list[tuple[DictConfig, list[int]]], data: Bundle, d
             raise
     else:
         for n, i in jobs:
+            if any(isinstance(out.get((n, j)), BaseException) for j in range(i)):
+                continue  # an earlier fold of this network failed: its points fail with it
             net_cfg, milestones = networks[n]
-            if isinstance(out.get((n, 0)), BaseException):
-                continue  # a fold of this network failed: its points fail with it
             try:
                 out[n, i] = fold_fit(net_cfg, data, splits[i], milestones, device, setup, callbacks)
             except DlxError as e:
-                out[n, 0] = e
+                out[n, i] = e
     results: list[dict[int, dict] | BaseException] = []
     for n, (_, milestones) in enumerate(networks):
         got = [out.get((n, i)) for i in range(k)]

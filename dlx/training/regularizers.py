@@ -8,6 +8,7 @@ model's own dropout sites (every nn.Dropout*): p from the config when selected, 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,6 +118,13 @@ class EarlyStopping:
             model.load_state_dict(self.best_state)
             return self.best_epoch
         return None
+
+    def copy_as_ended(self, model: nn.Module) -> nn.Module:
+        """A copy of `model` as a fit that ended this epoch would return it: with the best
+        epoch's weights when restoring; `model` itself trains on untouched."""
+        ended = copy.deepcopy(model)
+        self.restore(ended)
+        return ended
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
