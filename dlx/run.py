@@ -140,10 +140,11 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
     # -- record: from here on every run ends FINISHED, FAILED or KILLED, never RUNNING
     status, failure = "FAILED", None
     try:
+        trains = members[0][1][-1]  # the run of the first network's training (its longest point)
         for member, share in members:
             for r in share:
                 r.recorder.start(data, member.options, resume, cached or r is not runs[0], group,
-                                 resumed_dir=ckpt_dir.parent)
+                                 resumed_dir=ckpt_dir.parent, trains=r is trains)
                 r.checkpoints = _checkpointer(r, identity, resume, ckpt_dir)
         if cfg.trainer.cv_folds > 1 and not refitting:  # K-fold on train+val, then the refits
             fits = _cross_validate(runs, members, data, device, callbacks, reconstructs)

@@ -38,6 +38,9 @@ def test_points_that_differ_only_in_epochs_share_one_training_and_record_as_sepa
     assert long.data.tags["dlx.shared_training"] == long.info.run_id
     assert [s for s, _ in _history(dlx, short)] == [1, 2]
     assert [s for s, _ in _history(dlx, long)] == [1, 2, 3, 4]
+    # one system-metrics monitor per training: the run that trains samples the machine
+    assert any(k.startswith("system/") for k in long.data.metrics)
+    assert not any(k.startswith("system/") for k in short.data.metrics)
 
     # exactly what a separate `dlx train` of the 2-epoch point records (same seed, CPU)
     alone = type(dlx)(tmp_path / "alone")

@@ -105,9 +105,11 @@ class Recorder(Callback):
 
     # -- start
     def start(self, data, options: dict, resume: dict | None, cached: bool, group=None,
-              resumed_dir: Path | None = None) -> None:
+              resumed_dir: Path | None = None, trains: bool = True) -> None:
         """The run begins: a new one, or with `resume` (a checkpoint's state, from the run dir
-        `resumed_dir`) the checkpoint's run goes on."""
+        `resumed_dir`) the checkpoint's run goes on. `trains`: this run is the one its group's
+        training records into (the first network's longest point), so it is the one that samples
+        the system metrics: one monitor per training, not one per point of a 27-point group."""
         if not self.writer:
             return
         choices, cfg = self.runtime.choices, self.cfg
@@ -152,7 +154,7 @@ class Recorder(Callback):
         self.writer.send(m.LogFiles(self.key, {
             "config.yaml": OmegaConf.to_yaml(cfg, resolve=True),
             "overrides.txt": "\n".join(overrides) + "\n"}))
-        if cfg.tracking.system_metrics:
+        if cfg.tracking.system_metrics and trains:
             self.writer.send(m.SystemMetrics(self.key))
         self.data(data)
 
