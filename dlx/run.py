@@ -140,6 +140,8 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
     # -- record: from here on every run ends FINISHED, FAILED or KILLED, never RUNNING
     status, failure = "FAILED", None
     try:
+        if cfg.trainer.cv_folds > 1 and not refitting:
+            cv.start_workers(_cv_workers(runs, members, device))  # their imports overlap the starts
         trains = members[0][1][-1]  # the run of the first network's training (its longest point)
         for member, share in members:
             for r in share:
@@ -208,6 +210,13 @@ def _train(runs: list[_Run], callbacks, device, group, fuse: str) -> None:
             r.recorder.end(status, failure)
 
 
+def _cv_workers(runs: list[_Run], members, device) -> int:
+    """How many worker processes train the group's folds (trainer.cv_workers)."""
+    cfg = runs[0].cfg
+    return devices.cv_workers(cfg.trainer.cv_workers, device, runs[0].point.runtime.n_jobs,
+                              len(members) * cfg.trainer.cv_folds)
+
+
 def _cross_validate(runs: list[_Run], members, data, device, callbacks,
                     reconstructs: bool) -> list[_Run]:
     """Each network's folds, each point scored at its own epoch (its fold_ metrics, cv_mean_/
@@ -215,8 +224,7 @@ def _cross_validate(runs: list[_Run], members, data, device, callbacks,
     cv_refit=best refits a plain run, and of a sweep only its winner, once all points are scored
     (`refit`)."""
     cfg = runs[0].cfg
-    workers = devices.cv_workers(cfg.trainer.cv_workers, device, runs[0].point.runtime.n_jobs,
-                                 len(members) * cfg.trainer.cv_folds)
+    workers = _cv_workers(runs, members, device)
     networks = [(share[-1].cfg, [r.point.epochs for r in share]) for _, share in members]
     outcomes = cv.cross_validate(networks, data, device, _fresh, callbacks, workers, reconstructs)
     fits = []

@@ -191,6 +191,15 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return _POOLS[workers]
 
 
+def start_workers(workers: int) -> None:
+    """Start the fold workers now, so that their imports (torch, dlx) overlap what the training
+    process does before its folds (starting the group's runs)."""
+    if workers > 1:
+        pool = _pool(workers)
+        for _ in range(workers):  # one process is spawned per task while none is idle
+            pool.submit(int)
+
+
 def shutdown() -> None:
     """Stop the fold workers (dlx's console script calls it: it exits without tearing down)."""
     while _POOLS:  # idle by now: each worker exits when told to
