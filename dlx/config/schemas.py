@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from dlx.config import dataset, model, optimizer, regularizer, scheduler, tracking, trainer
@@ -16,7 +17,8 @@ SCHEMAS = {
     "tracking": tracking.OPTIONS,
 }
 REQUIRED = ("model", "optimizer", "dataset", "trainer", "tracking")  # regularizer, scheduler: optional
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the YAML tree Hydra composes
+# the YAML tree Hydra composes: conf/, installed as the package dlx.conf (pyproject.toml)
+CONF_DIR = Path(str(resources.files("dlx.conf")))
 
 
 def path_keys() -> set[str]:
