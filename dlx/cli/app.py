@@ -20,6 +20,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from dlx import __version__
+
+        typer.echo(f"dlx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print dlx's version and exit.")) -> None:
+    pass
+
+
 URI = typer.Option(None, "--uri", help="tracking store (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
 RUN = typer.Argument(..., help="MLflow run id, run name or Hydra run dir")
 

@@ -213,3 +213,24 @@ def ui(
     argv, env = ui_command(store, host, port)
     sys.stdout.flush()
     os.execve(argv[0], argv, env)  # MLflow takes over this process: signals reach it directly
+
+
+@app.command()
+def init(
+    folder: Path = typer.Argument(Path("."), metavar="[DIR]", help="where to write the project "
+                                  "(default: this folder)"),
+    module: str = typer.Option(None, "--module", help="the Python module of your network and "
+                               "data (default: named after DIR)"),
+) -> None:
+    """Write a starter project: your own network and data in a module, and conf/ with a model, a
+    dataset and an experiment of your own, which `dlx train --config-dir conf +experiment=starter`
+    trains as written."""
+    from dlx import starter
+
+    with reported():
+        files = starter.write(folder, module)
+    typer.echo(f"wrote {len(files)} files:")
+    for f in files:
+        typer.echo(f"  {f}")
+    where = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+    typer.echo(f"train it: {where}dlx train --config-dir conf +experiment=starter")

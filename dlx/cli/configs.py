@@ -20,21 +20,28 @@ config_app = typer.Typer(help="Show the composed config, or list the config grou
 app.add_typer(config_app, name="config")
 
 
+CONFIG_DIR = typer.Option(None, "--config-dir", "-cd", help="your config folder: its options "
+                          "join dlx's groups, as with `dlx train --config-dir DIR`")
+
+
 @config_app.command("show", cls=Overrides, context_settings={"allow_extra_args": True})
-def show(ctx: typer.Context) -> None:
+def show(ctx: typer.Context, config_dir: Path = CONFIG_DIR) -> None:
     """Print the config `dlx train OVERRIDES` would run, as a tree (validated, nothing trained)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from dlx.config import register, validate
+    from dlx.config import register, tree, validate
     from dlx.errors import DlxError
 
     register()
     try:
+        overrides = prepare(ctx.args)
+        if config_dir is not None:  # as Hydra's --config-dir adds it to the search path
+            overrides.append(f"hydra.searchpath=[file://{tree.user_dir(config_dir)}]")
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose("config", overrides=prepare(ctx.args))
+            cfg = compose("config", overrides=overrides)
         validate(cfg)
     except (HydraException, OmegaConfBaseException, DlxError) as e:
         fail(condense(str(e)))
@@ -43,21 +50,42 @@ def show(ctx: typer.Context) -> None:
 
 @config_app.command("list")
 def list_(group: str = typer.Argument(None, help="a group (e.g. optimizer): its options' keys "
-                                                  "and defaults")) -> None:
+                                                  "and defaults"),
+          config_dir: Path = CONFIG_DIR) -> None:
     """Every config group and its options; with GROUP, each option's keys, defaults and notes."""
-    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
-    if group is None:
-        rows = [(g, f.stem, describe(f)) for g in groups for f in sorted((CONF_DIR / g).glob("*.yaml"))]
-        tables.options(f"config groups in {CONF_DIR}", rows, ("group", "option", "description"))
-        return
-    from dlx.config import SCHEMAS
+    from dlx.config import SCHEMAS, tree
+    from dlx.errors import DlxError
 
-    if group not in SCHEMAS:
-        fail(f"{group} is not a config group with options (groups: {', '.join(SCHEMAS)})")
-    rows = [(option, key, default, note) for option, schema in SCHEMAS[group].items()
-            for key, default, note in keys(schema)]
+    try:
+        found = tree.options(config_dir and tree.user_dir(config_dir))
+    except DlxError as e:
+        fail(str(e))
+    where = f"{CONF_DIR}" + (f" and {config_dir}" if config_dir else "")
+    if group is None:
+        rows = [(g, option, describe(f)) for g, options in found.items()
+                for option, f in options.items()]
+        tables.options(f"config groups in {where}", rows, ("group", "option", "description"))
+        return
+    if group not in found:
+        fail(f"{group} is not a config group with options (groups: {', '.join(found)})")
+    rows = []
+    for option, f in found[group].items():
+        schema = SCHEMAS.get(group, {}).get(option) if f.is_relative_to(CONF_DIR) else None
+        if schema is not None:
+            rows += [(option, key, default, note) for key, default, note in keys(schema)]
+        else:  # an option of the user's: the keys its YAML sets
+            rows += [(option, key, _text(value), f"in {f}") for key, value in yaml_keys(f)]
     tables.options(f"{group}: each option's keys and defaults (dlx/config/{group}.py)", rows,
                    ("option", "key", "default", "note"))
+
+
+def yaml_keys(path: Path) -> list[tuple[str, object]]:
+    """The top-level keys a YAML option sets (its defaults list left out)."""
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text()) or {}
+    return [(str(k), v) for k, v in loaded.items() if k != "defaults"] \
+        if isinstance(loaded, dict) else []
 
 
 def describe(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Hydra's command line, made friendly.
 
-- `prepare`: an override Hydra's grammar refuses is quoted for it when its key holds a path
+- `prepare`: `--config-dir DIR` checked (dlx/config/tree.py); an override Hydra's grammar
+  refuses is quoted for it when its key holds a path
   (`dataset.root=数据/mnist` works as typed; `~/` is expanded, which the shell does not do
   after `key=`); any other value refused for its characters is one DlxError line that shows
   the quoted form to type.
@@ -25,9 +26,12 @@ def prepare(args: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    from dlx.config import tree
     from dlx.config.schemas import path_keys
 
-    parser, paths, out = OverridesParser.create(), path_keys(), []
+    config_dir, args = tree.from_args(args)  # the user's config folder: checked, made absolute
+    out = [] if config_dir is None else ["--config-dir", str(tree.user_dir(config_dir))]
+    parser, paths = OverridesParser.create(), path_keys()
     for arg in args:
         key, eq, value = arg.partition("=")
         if arg.startswith("-") or not eq:

@@ -28,7 +28,8 @@ class Overrides(typer.core.TyperCommand):
     def shell_complete(self, ctx, incomplete):
         from dlx.cli.completion import overrides
 
-        return [typer.core.CompletionItem(c) for c in overrides(ctx.args, incomplete)]
+        return [typer.core.CompletionItem(c)
+                for c in overrides(ctx.args, incomplete, ctx.params.get("config_dir"))]
 
 
 class TrainJobs:

@@ -26,7 +26,10 @@ def register() -> None:
     )
     cs = ConfigStore.instance()
     for group, options in SCHEMAS.items():
-        for name, node in options.items():
+        for name, schema in options.items():
+            node = OmegaConf.structured(schema)
+            if getattr(schema, "OPEN", False):  # model=custom, dataset=custom: other keys are
+                OmegaConf.set_struct(node, False)  # the target's arguments, from YAML or CLI
             cs.store(name=f"{group}_{name}_schema", node=node)
 
 

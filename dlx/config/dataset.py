@@ -182,9 +182,30 @@ class CSVConfig(DatasetConfig):
     TASK: ClassVar[Optional[str]] = None  # `task`: classification (binary/multiclass) or regression
 
 
+@dataclass
+class CustomConfig(DatasetConfig):
+    """Your own data: `_target_` names a function of your module that returns (X, y) arrays or
+    tensors, {"train": (X, y), "test": (X, y), ["val": (X, y)]}, or a torch Dataset; or a
+    Dataset subclass. Every key not listed here is passed to it (+dataset.n=500). The rows are
+    split, the task inferred and the options below applied as for dlx's own data
+    (dlx/data/custom.py; docs/extending.md)."""
+
+    name: str = "custom"
+    _target_: str = MISSING  # e.g. mydata.blobs (the trust rule: dlx/config/targets.py)
+    task: str = one_of("auto", "auto", "classification", "regression")  # auto: integer, bool or
+    #   text labels (at most max_classes values) -> classification, other numbers -> regression
+    max_classes: int = at_least(20, 2)  # auto: integer labels with at most this many values are classes
+    scaling: str = one_of("none", "none", "minmax", "standard")  # 2-D features only; fitted on
+    #   the train rows (standard: z-score)
+    vocab_size: int = non_negative(0)  # > 0: X holds token ids in [0, vocab_size) (0 = <pad>)
+    TASK: ClassVar[Optional[str]] = None  # the labels decide (or `task`)
+    OPEN: ClassVar[bool] = True  # other keys are the function's arguments
+
+
 OPTIONS = {
     "digits": DigitsConfig, "synthetic_linear": SyntheticLinearConfig,
     "synthetic_logistic": SyntheticLogisticConfig, "synthetic_sequence": SyntheticSequenceConfig,
     "mnist": MNISTConfig, "fashion_mnist": FashionMNISTConfig, "cifar10": CIFAR10Config,
     "image_folder": ImageFolderConfig, "imdb": IMDBConfig, "csv": CSVConfig,
+    "custom": CustomConfig,
 }

@@ -28,6 +28,7 @@ class ModelConfig:
     _target_: str = MISSING
     RECONSTRUCTS: ClassVar[bool] = False
     DROPOUT: ClassVar[bool] = True
+    OPEN: ClassVar[bool] = False  # True: keys beyond the fields are the target's arguments
 
 
 @dataclass
@@ -137,9 +138,20 @@ class VGG11Config(ResNet18Config):
     DROPOUT: ClassVar[bool] = True  # VGG's classifier has two Dropout layers
 
 
+@dataclass
+class CustomModelConfig(ModelConfig):
+    """Your own network: `_target_` names an nn.Module subclass that takes `spec` (the data's
+    Spec); every other key is passed to it (+model.hidden=32), checked against its signature
+    (dlx/config/targets.py; docs/extending.md)."""
+
+    _target_: str = MISSING  # e.g. mynets.TinyNet
+    OPEN: ClassVar[bool] = True
+
+
 OPTIONS = {
     "linear": LinearConfig, "logistic": LogisticConfig, "mlp": MLPConfig, "cnn": CNNConfig,
     "cnn_cifar": CNNCifarConfig, "rnn": RecurrentConfig, "lstm": LSTMConfig, "gru": GRUConfig,
     "transformer": TransformerConfig, "autoencoder": AutoencoderConfig,
     "conv_autoencoder": ConvAutoencoderConfig, "resnet18": ResNet18Config, "vgg11": VGG11Config,
+    "custom": CustomModelConfig,
 }

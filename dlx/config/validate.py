@@ -10,22 +10,17 @@ It runs before torch or mlflow is imported, in `dlx train` and in `dlx config sh
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from dlx.config.fields import check_of, problems_of
+from dlx.config import targets
 from dlx.config.schemas import REQUIRED, SCHEMAS
 from dlx.errors import ConfigError
 from dlx.runtime import world_size as _ranks
 from dlx.tasks import metric_names
 
-# `_target_` names code that instantiate() imports and runs: a shared config could name anything,
-# so only dlx's and torch's classes unless the user opts out in their environment (not in a
-# config, which could opt itself out)
-ALLOW_ANY_TARGET = "DLX_ALLOW_ANY_TARGET"
-_TARGET_PREFIXES = ("dlx.", "torch.")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -37,6 +32,9 @@ def validate(cfg: DictConfig) -> None:
                    if OmegaConf.is_dict(cfg.get(g))})
     for path, node in nodes:
         _check_fields(path, node, _select(values, path), problems)
+    for group in targets.KINDS:  # a `_target_` not dlx's own: the trust rule, its arguments
+        if isinstance(values.get(group), dict) and "_target_" in values[group]:
+            problems += targets.check(group, values[group])
     if not problems:  # combinations read values that the checks above have passed
         view = _View(values)
         problems += [p for rule in COMBINATIONS for p in [rule(view, cfg)] if p]
@@ -68,13 +66,24 @@ def _check_keys(cfg: DictConfig, problems: list[str]) -> list[tuple[str, DictCon
         schema = schema_of(node)
         if schema is None:
             continue
+        found.append((path, node))
+        if _foreign(schema, node):  # the other keys are its target's: checked against it
+            continue
         known = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")]
         for key in node:
             if key not in known and not str(key).startswith("_"):
                 problems.append(f"{path}.{key} is not an option of the {path} config (options: "
                                 f"{', '.join(known)}): fix its spelling, without a leading +")
-        found.append((path, node))
     return found
+
+
+def _foreign(schema, node: DictConfig) -> bool:
+    """Whether a node's keys beyond its schema's go to a `_target_` that is not dlx's own (a
+    custom option, or a user's class named over a built-in option)."""
+    if getattr(schema, "OPEN", False):
+        return True
+    return "_target_" in node and not OmegaConf.is_missing(node, "_target_") \
+        and not targets.is_builtin(node._target_)
 
 
 def schema_of(node: Any):
@@ -93,10 +102,6 @@ def _check_fields(path: str, node: DictConfig, values: dict, problems: list[str]
     for f in dataclasses.fields(schema_of(node)):
         value = values.get(f.name)
         problem = problems_of(value, check_of(f))
-        if f.name == "_target_" and value and not str(value).startswith(_TARGET_PREFIXES) \
-                and os.environ.get(ALLOW_ANY_TARGET) != "1":
-            problem = (f"is outside the dlx and torch namespaces (set {ALLOW_ANY_TARGET}=1 to "
-                       "allow any importable class)")
         if problem:
             problems.append(f"{path}.{f.name}={value} {problem}")
 
@@ -139,6 +144,13 @@ def check_monitor(cfg: DictConfig, task: str) -> list[str]:
             out.append(f"{key}={value} is not logged for a {task} task: use one of "
                        f"{', '.join(names)}")
     return out
+
+
+def no_dropout_sites(target: str) -> str:
+    """regularizer=[dropout] on a network without nn.Dropout modules (known from its schema, or
+    for a network of the user's, found when it is built)."""
+    return (f"regularizer=[dropout] but {target.rsplit('.', 1)[-1]} has no dropout sites "
+            "(nn.Dropout): drop it from regularizer or pick a model that has them (e.g. model=mlp)")
 
 
 def _has_val(c: _View) -> bool:
@@ -199,9 +211,9 @@ COMBINATIONS: list[Rule] = [
                               and c.optimizer._target_ != "torch.optim.AdamW") else (
         f"regularizer.l2.decoupled=true is decoupled weight decay, which {c.optimizer._target_} "
         "does not do: use optimizer=adamw, or regularizer.l2.decoupled=false (a loss penalty)"),
-    lambda c, cfg: None if not ("dropout" in c.regularizer and not schema_of(cfg.model).DROPOUT) else (
-        f"regularizer=[dropout] but {c.model._target_.rsplit('.', 1)[-1]} has no dropout sites "
-        "(nn.Dropout): drop it from regularizer or pick a model that has them (e.g. model=mlp)"),
+    lambda c, cfg: None if not ("dropout" in c.regularizer
+                                and not getattr(schema_of(cfg.model), "DROPOUT", True)) else (
+        no_dropout_sites(c.model._target_)),
     _monitor,
     lambda c, _: None if not (c.dataset.name == "synthetic_linear"
                               and c.dataset.x_max <= c.dataset.x_min) else (

@@ -29,6 +29,7 @@ DATASETS = {
     "synthetic_linear": ("synthetic", "linear", None),
     "synthetic_logistic": ("synthetic", "logistic", None),
     "synthetic_sequence": ("synthetic", "sequence", None),
+    "custom": ("custom", "read", "encode"),  # the user's own function or Dataset
 }
 
 
@@ -84,6 +85,9 @@ def source(cfg) -> dict:
             path = Path(where).expanduser().resolve()
             return {"name": path.name if key == "path" else cfg.name, "source_type": "local",
                     "source": {"uri": str(path)}}
+    if cfg.name == "custom":
+        return {"name": str(cfg._target_), "source_type": "code",
+                "source": {"tags": {"function": str(cfg._target_)}}}
     if cfg.name == "digits":
         return {"name": "digits", "source_type": "code",
                 "source": {"tags": {"loader": "sklearn.datasets.load_digits"}}}

@@ -97,21 +97,28 @@ def _read_csv(cfg):
     keep = y.notna().to_numpy()  # rows without a label cannot be trained or scored
     df, y = df[keep], y[keep]  # df keeps the file's row numbers as its index
     unlabeled = int((~keep).sum())
-    task = cfg.task if cfg.task != "auto" else _infer_task(y, cfg.max_classes)
+    y, task, classes = labels(y, cfg.task, cfg.max_classes, f"{path}: target column '{cfg.target}'")
+    return df, y, task, classes, unlabeled
+
+
+def labels(y: pd.Series, task: str, max_classes: int, what: str):
+    """(integer class codes or float targets, classification | regression, class names) of a
+    label column, the task `auto` inferred as `_infer_task` says: a CSV's target column and the
+    y of a dataset=custom function alike. `what` names the column in errors."""
+    task = task if task != "auto" else _infer_task(y, max_classes)
     if task == "regression":
         values = pd.to_numeric(y, errors="coerce")
         if values.isna().any():
             bad = y[values.isna()].iloc[0]
-            raise DataError(f"{path}: target column '{cfg.target}' holds non-numeric values "
-                            f"(e.g. {bad!r}) but the task is regression: fix the column or set "
-                            "dataset.task=classification")
-        return df, values.to_numpy(np.float32), task, (), unlabeled
+            raise DataError(f"{what} holds non-numeric values (e.g. {bad!r}) but the task is "
+                            "regression: fix the column or set dataset.task=classification")
+        return values.to_numpy(np.float32), task, ()
     classes, codes = np.unique(y.to_numpy() if _is_number(y) else y.astype(str).to_numpy(),
                                return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"{path}: target column '{cfg.target}' has one value ({classes[0]}): "
-                        "a classifier needs 2 or more classes")
-    return df, codes.astype(np.int64), task, tuple(_label(c) for c in classes), unlabeled
+        raise DataError(f"{what} has one value ({_label(classes[0])}): a classifier needs 2 or "
+                        "more classes")
+    return codes.astype(np.int64), task, tuple(_label(c) for c in classes)
 
 
 def read_table(path, encoding: str, fix: str) -> pd.DataFrame:

@@ -11,21 +11,33 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dlx.errors import ConfigError
+from dlx.errors import ConfigError, DlxError
 
 WEIGHTS, ABOUT = "weights.pt", "model.json"  # the files of a saved model folder
 
 
 def build(cfg, spec):
-    """Instantiate `cfg._target_` (a class in dlx.models) with its options and the data spec."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+    """The network `cfg._target_` names (a class in dlx.models, or a user's nn.Module subclass
+    that passes the trust rule, dlx/config/targets.py) built with its options and the data
+    spec: the same check whether the config was typed or read back from a run."""
+    from omegaconf import OmegaConf
 
+    from dlx.config import targets
+
+    cls = targets.resolve("model", cfg._target_)
+    options = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+               if not str(k).startswith("_")}
+    if not targets.is_builtin(cfg._target_):
+        problems = targets.arguments("model", cfg._target_, cls, options)
+        if problems:
+            raise ConfigError("invalid config: " + "; ".join(problems))
     try:
-        factory = instantiate(cfg, _partial_=True, _convert_="all")
-    except InstantiationException as e:
-        raise ConfigError(f"could not build model {cfg._target_}: {e.__cause__ or e}") from e
-    return factory(spec=spec)  # the Spec goes in as is, not converted to config
+        return cls(spec=spec, **options)  # the Spec goes in as is, not converted to config
+    except DlxError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the network's own code refused its options or data
+        raise ConfigError(f"could not build model {cfg._target_}: "
+                          f"{' '.join(f'{type(e).__name__}: {e}'.split())}") from e
 
 
 def set_dropout(model, p: float) -> int:

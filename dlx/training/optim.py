@@ -18,6 +18,8 @@ import types
 import torch
 from hydra.utils import instantiate
 
+from dlx.config import targets
+
 
 def build(cfg, params, compiled: bool, device: torch.device) -> torch.optim.Optimizer:
     """`cfg` is the optimizer node (`_target_: torch.optim.X`, `_partial_: true`); `params` the
@@ -30,6 +32,7 @@ def build(cfg, params, compiled: bool, device: torch.device) -> torch.optim.Opti
     3.8 s); on CUDA torch's own choice (the multi-tensor step)."""
     if not compiled:
         defer_dynamo()
+    targets.resolve("optimizer", cfg["_target_"])  # the trust rule, for a run read back too
     make = instantiate(cfg)
     accepts = inspect.signature(make.func).parameters
     params = list(params)

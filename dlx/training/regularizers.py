@@ -3,7 +3,8 @@
 `build(cfg.regularizer, model, ...)` applies them to a built model and returns what the rest of
 training needs: the optimizer's parameter groups (decoupled weight decay), the penalty the fit
 loop adds to the loss (l1, l2), and the early-stopping watcher. Dropout is set here, on the
-model's own dropout sites (every nn.Dropout*): p from the config when selected, 0 when not.
+model's own dropout sites (every nn.Dropout*): p from the config when selected, 0 when not (a
+network of the user's keeps its own rates unless regularizer=[dropout] is selected).
 """
 
 from __future__ import annotations
@@ -33,8 +34,16 @@ def build(cfg, model: nn.Module, monitor: str, monitor_mode: str,
     """Apply `cfg` (the `regularizer` node: one key per selected option) to `model`."""
     selected = set(cfg.keys()) if cfg is not None else set()
 
-    # dropout: the regularizer sets the rate at every site; not selected -> off (p=0)
-    set_dropout(model, cfg.dropout.p if "dropout" in selected else 0.0)
+    # dropout: the regularizer sets the rate at every site; not selected -> off (p=0) in dlx's
+    # networks, while a network of the user's keeps the rates its code gave it
+    if "dropout" in selected:
+        if not set_dropout(model, cfg.dropout.p):
+            from dlx.config.validate import no_dropout_sites
+            from dlx.errors import ConfigError
+
+            raise ConfigError("invalid config: " + no_dropout_sites(type(model).__qualname__))
+    elif type(model).__module__.startswith("dlx."):
+        set_dropout(model, 0.0)
 
     # l2 as decoupled weight decay: AdamW's param groups, the weights decayed, biases not
     params: Any = model.parameters()
