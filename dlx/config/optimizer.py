@@ -4,7 +4,7 @@ when it exists (dlx/training/optim.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import ClassVar, List
 
 from omegaconf import MISSING
 
@@ -56,5 +56,17 @@ class RMSpropConfig(OptimizerConfig):
     momentum: float = non_negative(0.0)
 
 
+@dataclass
+class CustomOptimizerConfig:
+    """Your own optimizer: `_target_` names a torch.optim.Optimizer subclass; lr and every key
+    you add (+optimizer.momentum=0.9) are passed to it, checked against its signature
+    (dlx/config/targets.py; docs/extending.md)."""
+
+    _target_: str = MISSING  # e.g. myopt.HalfSGD
+    _partial_: bool = True  # parameters are bound when the model exists
+    lr: float = positive(0.001)
+    OPEN: ClassVar[bool] = True
+
+
 OPTIONS = {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig, "adagrad": AdagradConfig,
-           "rmsprop": RMSpropConfig}
+           "rmsprop": RMSpropConfig, "custom": CustomOptimizerConfig}

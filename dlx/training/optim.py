@@ -33,7 +33,7 @@ def build(cfg, params, compiled: bool, device: torch.device) -> torch.optim.Opti
     if not compiled:
         defer_dynamo()
     targets.resolve("optimizer", cfg["_target_"])  # the trust rule, for a run read back too
-    make = instantiate(cfg)
+    make = instantiate(cfg, _partial_=True)  # the parameters are bound below
     accepts = inspect.signature(make.func).parameters
     params = list(params)
     if device.type == "cpu" and "fused" in accepts:
