@@ -5,7 +5,6 @@ import ast
 import socket
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
