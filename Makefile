@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train sweep test test-spawn test-slow test-browser test-cluster lint ui bench clean
+.PHONY: install train sweep test test-spawn test-slow test-wheel test-browser test-cluster lint ui bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ test-spawn: install     ## the `spawn` tests again, each dlx command and trackin
 
 test-slow: install      ## the long tests only (CI runs them too)
 	$(BIN)/python -m pytest -q -n 2 -m slow
+
+test-wheel: install     ## dlx as users install it: sdist and wheel built, installed in a fresh venv, every verb and a project of your own run from empty folders (CI)
+	$(BIN)/python -m pytest -q -n 2 -m wheel tests/wheel
 
 # Debian's chromium + chromedriver are installed (apt-get, as root or via sudo) when missing;
 # if that fails the test skips, except under CI, where it fails.
