@@ -44,7 +44,7 @@ def test_train_help_lists_groups_and_options(dlx):
     section = out.split("== Configuration groups ==")[1].split("== Config ==")[0]
     groups = dict(line.split(": ", 1) for line in section.splitlines() if ": " in line)
     assert {"cnn", "linear", "logistic", "mlp", "lstm"} <= set(groups["model"].split(", "))
-    assert groups["optimizer"] == "adagrad, adam, adamw, rmsprop, sgd"
+    assert groups["optimizer"] == "adagrad, adam, adamw, custom, rmsprop, sgd"
     assert {"digits", "synthetic_linear", "mnist", "csv"} <= set(groups["dataset"].split(", "))
     assert "schema" not in out  # validation schemas are not user-facing options
 
