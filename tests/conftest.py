@@ -12,6 +12,7 @@ happens in a directory without a store use `new_dlx`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,15 @@ from pathlib import Path
 
 import pytest
 from fixtures.runs import Dlx
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_home(tmp_path_factory) -> Path:
+    """dlx's caches (decoded image folders) under the test session's temporary folder, not the
+    home folder: XDG_CACHE_HOME for this process and every dlx command it starts."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    return folder
 
 
 @pytest.fixture

@@ -93,6 +93,40 @@ def test_image_folder_is_grayscaled_resized_and_split(dlx, tmp_path):
     assert {"circle", "square", "triangle"} <= set(report)
 
 
+def _cfg(*overrides: str):
+    """An image_folder dataset node with `dataset.key=value` overrides, as composed."""
+    from dlx.config.dataset import ImageFolderConfig
+
+    keys = [o.removeprefix("dataset.") for o in overrides if o != "dataset=image_folder"]
+    return OmegaConf.merge(OmegaConf.structured(ImageFolderConfig), OmegaConf.from_dotlist(keys))
+
+
+def test_image_folder_is_decoded_once_then_read_from_its_cache(tmp_path, monkeypatch):
+    """The decoded images are stored once per (files, preprocessing); a later load reads them
+    back without decoding, memory-mapped splits give the same tensors, and a changed file or
+    other preprocessing is a new entry."""
+    root = make_image_folder(tmp_path / "shapes", n_per_class=12)
+    base = ["dataset=image_folder", f"dataset.root={root}", f"dataset.cache_dir={tmp_path / 'c'}"]
+    first = loader.load(_cfg(*base))
+    entries = list((tmp_path / "c" / "image_folder").iterdir())
+    assert len(entries) == 1 and (entries[0] / "images.npy").is_file()
+    monkeypatch.setattr(vision, "_decode", lambda folder: pytest.fail("decoded again"))
+    again = loader.load(_cfg(*base))
+    mapped = loader.load(_cfg(*base, "dataset.in_memory=false"))
+    assert mapped.info["memory_mapped"] and "memory_mapped" not in again.info
+    for split in ("train", "val", "test"):
+        for other in (again, mapped):
+            assert torch.equal(getattr(first, split)[0], getattr(other, split)[0])
+            assert torch.equal(getattr(first, split)[1], getattr(other, split)[1])
+    monkeypatch.undo()
+    loader.load(_cfg(*base, "dataset.size=[20,20]"))  # other preprocessing: decoded again
+    next((root / "circle").iterdir()).touch()  # a file changed (mtime): decoded again
+    loader.load(_cfg(*base))
+    assert len(list((tmp_path / "c" / "image_folder").iterdir())) == 3
+    uncached = loader.load(_cfg(*base[:-1], "dataset.cache=false"))
+    assert torch.equal(uncached.train[0], first.train[0]) and "cache" not in uncached.info
+
+
 def test_random_crop_matches_a_per_image_crop_of_the_padded_image():
     torch.manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)

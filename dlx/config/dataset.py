@@ -9,8 +9,8 @@ from typing import ClassVar, List, Optional
 
 from omegaconf import MISSING
 
-from dlx.config.fields import (at_least, fraction, matches, non_negative, one_of, path, positive,
-                               seed, sizes)
+from dlx.config.fields import (SWITCHES, at_least, fraction, matches, non_negative, one_of,
+                               path, positive, seed, sizes)
 
 
 def _mean(default):
@@ -139,6 +139,11 @@ class ImageFolderConfig(ImageConfig):
     grayscale: bool = True  # the source's preprocessing: grayscale, resize to 28x28, scale 1/255
     size: List[int] = matches([28, 28], lambda v: len(v) == 2 and all(x > 0 for x in v),
                               "must be [height, width] > 0")
+    cache: bool = True  # decoded images kept in a cache keyed by the files and the preprocessing
+    #   (decoded in parallel once; a later run reads them back in well under a second)
+    cache_dir: Optional[str] = path(None)  # where: null -> $XDG_CACHE_HOME/dlx, else ~/.cache/dlx
+    in_memory: str = one_of("auto", *SWITCHES)  # auto: in memory when the decoded images take under
+    #   half the free memory, else memory-mapped from the cache (false: always memory-mapped)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import field
 from typing import Any, Callable
 
 Check = Callable[[Any], "str | None"]
+SWITCHES = ("auto", "true", "false")  # an on/off option that dlx can decide (auto)
 
 
 def checked(default: Any, check: Check | None = None):

@@ -7,12 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from dlx.config.fields import matches, off_or_positive, one_of, path, positive, seed
+from dlx.config.fields import SWITCHES, matches, off_or_positive, one_of, path, positive, seed
 from dlx.config.regularizer import MODES, monitor
 
 STRATEGIES = ("auto", "single", "ddp")  # auto: ddp under torchrun, else single
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a CUDA device that has it, else fp32
-SWITCHES = ("auto", "true", "false")
 REFITS = ("best", "all", "none")  # trainer.cv_refit
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 

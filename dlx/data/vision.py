@@ -75,22 +75,24 @@ def _per_channel(cfg, key: str, channels: int) -> list[float]:
     return values
 
 
-def _bundle(cfg, x: torch.Tensor, y: np.ndarray, classes, test=None) -> Bundle:
+def _bundle(cfg, x, y: np.ndarray, classes, test=None, take=None, info=None) -> Bundle:
     """uint8 images + int labels -> Bundle. `test`: a published (x, y) test split, kept as it is;
-    else dataset.test_fraction of the images is held out. Validation comes out of train."""
+    else dataset.test_fraction of the images is held out. Validation comes out of train.
+    `take(name, rows)`: a split's images (default: x[rows])."""
     spec = Spec("multiclass", tuple(x.shape[1:]), len(classes), tuple(classes))
+    take = take or (lambda name, r: x[torch.as_tensor(r)])
     rows = np.arange(len(y))
     if test is None:
         rows, held = holdout(rows, y, cfg.test_fraction, cfg.split_seed, stratify=True)
-        test = (x[held], y[held])
+        test = (take("test", held), y[held])
     train, val = holdout(rows, y, cfg.val_fraction, cfg.split_seed, stratify=True)
-    pick = lambda r: (x[torch.as_tensor(r)], targets(y[r], spec))  # noqa: E731
-    data = Bundle(spec, pick(train), pick(val) if len(val) else None,
+    pick = lambda name, r: (take(name, r), targets(y[r], spec))  # noqa: E731
+    data = Bundle(spec, pick("train", train), pick("val", val) if len(val) else None,
                   (test[0], targets(test[1], spec)), transform=ImageTransform(cfg, x.shape[1]))
     n_bytes = sum(s[0].nbytes for s in (data.train, data.val, data.test) if s is not None)
     data.info = {"n_train": len(train), "n_val": len(val), "n_test": len(test[1]),
                  "image_shape": list(x.shape[1:]), "dtype": "uint8",
-                 "device_bytes": n_bytes}  # what stays on the device (labels aside)
+                 "device_bytes": n_bytes, **(info or {})}  # on the device (labels aside)
     return data
 
 
@@ -230,14 +232,45 @@ def image_folder(cfg) -> Bundle:
         folder = Folder(str(root), transform=v2.Compose(steps))
     except FileNotFoundError as e:  # a class folder without any image file
         raise DataError(f"image folder {root}: {e}") from e
-    images = []
-    for path, _ in folder.samples:
+    y = np.asarray(folder.targets)
+    decode = lambda: _decode(folder)  # noqa: E731
+    if not cfg.cache:
+        return _bundle(cfg, decode(), y, folder.classes)
+    from dlx.data import cache
+
+    stored = cache.Images(cfg, folder.samples, {"grayscale": cfg.grayscale,
+                                                "size": list(cfg.size)})
+    x = stored.images(decode)
+    if cache.fits(x, cfg.in_memory):
+        return _bundle(cfg, torch.from_numpy(x), y, folder.classes,
+                       info={"cache": str(stored.folder)})
+    # too large for memory (or dataset.in_memory=false): each split memory-mapped from a file of
+    # its own rows, so batches are read from the page cache as they are sliced
+    return _bundle(cfg, x, y, folder.classes, take=stored.split,
+                   info={"cache": str(stored.folder), "memory_mapped": True})
+
+
+def _decode(folder) -> torch.Tensor:
+    """Every image of the folder through its transform, decoded by one thread per core (PIL's
+    decoder and torch's resize release the GIL), in the folder's order: uint8 (N, C, H, W)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(path: str) -> torch.Tensor:
         try:
-            images.append(folder.transform(folder.loader(path)))
+            return folder.transform(folder.loader(path))
         except Exception as e:  # noqa: BLE001 - PIL's errors for unreadable files
             raise DataError(f"cannot read image {path} ({type(e).__name__}: {e}): fix or "
                             "remove it") from e
-    return _bundle(cfg, torch.stack(images), np.asarray(folder.targets), folder.classes)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one image per thread: no pool of torch threads under each
+    try:
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            images = list(pool.map(one, [p for p, _ in folder.samples], chunksize=64))
+    finally:
+        torch.set_num_threads(threads)
+    return torch.stack(images)
 
 
 # ------------------------------------------------------------------------------ dlx predict
