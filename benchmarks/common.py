@@ -57,6 +57,41 @@ def write_mnist(root: Path, n_train: int = 60_000, n_test: int = 10_000, seed: i
     return Path(root)
 
 
+def write_cifar10(root: Path, n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Path:
+    """CIFAR-10's python batches under <root>/cifar-10-batches-py (data_batch_1..5, test_batch,
+    batches.meta), as torchvision reads them: learnable 32x32 RGB images (noise plus a coloured
+    8x8 square whose position and tint encode the class). They are not the published files, so
+    dlx reads them with dataset.verify=false. Returns root."""
+    import pickle
+
+    base = Path(root) / "cifar-10-batches-py"
+    base.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, n)
+        x = rng.integers(0, 90, (n, 3, 32, 32), dtype=np.uint8)
+        row, col = np.divmod(y, 4)
+        for i in range(n):
+            t, left = 2 + row[i] * 10, 1 + col[i] * 8
+            x[i, y[i] % 3, t:t + 8, left:left + 8] += 150
+        return x.reshape(n, 3072), y
+
+    def dump(name: str, n: int) -> None:
+        x, y = images(n)
+        with open(base / name, "wb") as f:
+            pickle.dump({"batch_label": name, "labels": [int(v) for v in y], "data": x,
+                         "filenames": [f"{name}_{i}.png" for i in range(n)]}, f)
+
+    for i in range(1, 6):
+        dump(f"data_batch_{i}", n_train // 5)
+    dump("test_batch", n_test)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{c}" for c in range(10)],
+                     "num_cases_per_batch": n_train // 5, "num_vis": 3072}, f)
+    return Path(root)
+
+
 # ------------------------------------------------------------------------------ dlx in-process
 def compose(overrides: list[str], output_dir: Path):
     """(cfg, runtime) of `dlx train OVERRIDES`, for `dlx.run.train(cfg, runtime)` in this process

@@ -356,7 +356,8 @@ def _fit_setup(cfg: DictConfig, model, data) -> tuple[torch.optim.Optimizer, dic
     ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     steps = steps_per_epoch(len(data.train[0]), cfg.dataset.batch_size, ranks)
     # trainer.precision / channels_last / capture: `auto` decided for this device and model
-    fast = devices.fast_paths(cfg.trainer, device, model, steps * cfg.trainer.epochs)
+    example = data.batch(data.train[0][:cfg.dataset.batch_size], False).to(device)
+    fast = devices.fast_paths(cfg.trainer, device, model, steps * cfg.trainer.epochs, example)
     optimizer = optim.build(cfg.optimizer, regs.params, cfg.trainer.compile or fast["capture"], device)
     schedule = schedulers.build(cfg.get("scheduler"), optimizer, cfg.trainer.epochs, steps)
     return optimizer, {"penalty": regs.penalty, "early_stopping": regs.early_stopping,

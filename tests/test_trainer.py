@@ -153,18 +153,82 @@ def test_auto_fast_paths_pick_bf16_and_capture_on_cuda_and_channels_last_for_con
     dense = torch.nn.Linear(4, 2)
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     long = CAPTURE_MIN_STEPS
-    assert fast_paths(_trainer(), cuda, conv, long) == {
+    keys = ("precision", "channels_last", "capture")
+    picked = lambda *a: {k: fast_paths(*a)[k] for k in keys}  # noqa: E731
+    assert picked(_trainer(), cuda, conv, long) == {
         "precision": "bf16", "channels_last": True, "capture": True}
-    assert fast_paths(_trainer(), cuda, dense, long - 1) == {
+    assert picked(_trainer(), cuda, dense, long - 1) == {
         "precision": "bf16", "channels_last": False, "capture": False}
     assert fast_paths(_trainer(deterministic=True), cuda, conv, long)["capture"] is False
-    assert fast_paths(_trainer(), cpu, conv, long) == {
+    assert fast_paths(_trainer(), cuda, conv, long)["threads"] is None  # CUDA: left as set
+    assert picked(_trainer(), cpu, conv, long) == {
         "precision": "fp32", "channels_last": True, "capture": False}
     assert fast_paths(_trainer(), cpu, dense, long)["channels_last"] is False
     # explicit choices win over auto
-    assert fast_paths(_trainer(precision="fp32", channels_last="false", capture="false"),
-                      cuda, conv, long) == {"precision": "fp32", "channels_last": False, "capture": False}
+    assert picked(_trainer(precision="fp32", channels_last="false", capture="false"),
+                  cuda, conv, long) == {"precision": "fp32", "channels_last": False, "capture": False}
     assert fast_paths(_trainer(channels_last="true"), cpu, conv, 1)["channels_last"] is True
+
+
+def _keras_cnn():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                               torch.nn.Linear(32 * 14 * 14, 128), torch.nn.ReLU(),
+                               torch.nn.Linear(128, 10))
+
+
+def test_forward_flops_counts_linear_and_conv_work_and_changes_nothing():
+    from dlx.training.device import forward_flops
+
+    net = torch.nn.Sequential(_keras_cnn(), torch.nn.BatchNorm1d(10))
+    stats = net[1].running_mean.clone()
+    batch = torch.rand(32, 1, 28, 28)
+    rng = torch.get_rng_state()
+    per_row = 2 * (28 * 28 * 32 * 9 + 32 * 14 * 14 * 128 + 128 * 10)
+    assert forward_flops(net, batch) == 32 * per_row
+    assert torch.equal(torch.get_rng_state(), rng) and torch.equal(net[1].running_mean, stats)
+    assert net.training  # put back in training mode
+
+
+def test_auto_precision_and_threads_on_a_cpu_follow_the_work_per_batch(monkeypatch):
+    """bf16 autocast on a CPU with native bf16 only for networks with enough work per batch and
+    no recurrent or attention layers; one thread for small networks; why is said."""
+    from dlx.training import device
+    from dlx.training.device import fast_paths
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    big = fast_paths(_trainer(), cpu, _keras_cnn(), 10, torch.rand(32, 1, 28, 28))
+    assert big["precision"] == "bf16" and big["threads"] == 2
+    assert "66 MFLOP per batch" in big["precision_why"]
+    small = fast_paths(_trainer(), cpu, torch.nn.Linear(2, 1), 10, torch.rand(32, 2))
+    assert small["precision"] == "fp32" and small["threads"] == 1
+    assert "under the 50 from which bf16 pays" in small["precision_why"]
+    lstm = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.LSTM(8, 8, batch_first=True))
+    recurrent = fast_paths(_trainer(), cpu, lstm, 10, torch.randint(0, 50, (32, 10)))
+    assert recurrent["precision"] == "fp32" and "LSTM layers are no faster" in recurrent["precision_why"]
+    forced = fast_paths(_trainer(precision="fp32"), cpu, _keras_cnn(), 10, torch.rand(32, 1, 28, 28))
+    assert forced["precision"] == "fp32" and forced["precision_why"] == "trainer.precision=fp32"
+    monkeypatch.setattr(device, "native_bf16", lambda: False)
+    plain = fast_paths(_trainer(), cpu, _keras_cnn(), 10, torch.rand(32, 1, 28, 28))
+    assert plain["precision"] == "fp32" and "no native bf16" in plain["precision_why"]
+
+
+def test_fit_trains_on_the_threads_it_is_given_and_puts_them_back():
+    from dlx.training.fit import Callback, fit
+
+    seen = []
+
+    class Threads(Callback):
+        def on_epoch_start(self, epoch, epochs, steps):
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    model = torch.nn.Linear(3, 1)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _data(40), 2, 8, 0, [Threads()],
+        threads=1)
+    assert seen == [1, 1] and torch.get_num_threads() == before
 
 
 def test_channels_last_on_cpu_trains_and_the_choices_are_tagged(dlx):

@@ -121,8 +121,10 @@ class Recorder(Callback):
             "dlx.overrides": " ".join(overrides), "dlx.data_cached": str(cached).lower(),
             # what trainer.precision/channels_last/capture=auto chose for this device
             "dlx.precision": options["precision"],
+            "dlx.precision_why": options.get("precision_why") or options["precision"],
             "dlx.channels_last": str(options["channels_last"]).lower(),
             "dlx.capture": str(options["capture"]).lower(),
+            "dlx.threads": str(options.get("threads") or "default"),
             **({"dlx.world_size": group.size, "dlx.backend": group.backend} if group else {}),
         }
         rung = self.runtime.rung

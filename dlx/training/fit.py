@@ -105,9 +105,11 @@ def fit(
     schedule: Schedule | None = None,  # the lr schedule; None: constant lr
     grad_clip: float = 0.0,  # max global grad norm; 0: no clipping
     precision: str = "fp32",  # fp32 | bf16 | fp16 (CUDA, with a grad scaler)
+    precision_why: str = "",  # why that precision (trainer.precision=auto's reason; the run tags it)
     compile: bool = False,  # train through torch.compile(model)
     channels_last: bool = False,  # conv nets: NHWC weights and batches (faster convolutions on GPUs)
     capture: bool = False,  # CUDA: the step compiled into CUDA graphs (torch.compile reduce-overhead)
+    threads: int | None = None,  # CPU: torch's threads while this fit runs (None: as they are)
     checkpoints: Checkpointer | None = None,  # writes last.pt / best.pt; None: no checkpoints
     resume: dict | None = None,  # a checkpoint's state: go on from its epoch + 1
     group: Group | None = None,  # trainer.strategy=ddp: this rank's DDP group; None: one process
@@ -115,8 +117,9 @@ def fit(
     """Train `model` on data.train (already on its device); return per-epoch metrics."""
     member = Member(model, optimizer, {
         "penalty": penalty, "early_stopping": early_stopping, "schedule": schedule,
-        "grad_clip": grad_clip, "precision": precision, "compile": compile,
-        "channels_last": channels_last, "capture": capture}, list(callbacks), checkpoints)
+        "grad_clip": grad_clip, "precision": precision, "precision_why": precision_why,
+        "compile": compile, "channels_last": channels_last, "capture": capture,
+        "threads": threads}, list(callbacks), checkpoints)
     train([member], data, epochs, batch_size, seed, resume=resume, group=group)
     if member.error is not None:
         raise member.error
@@ -128,6 +131,17 @@ def train(members: list[Member], data: Bundle, epochs: int, batch_size: int, see
     """Train the members (already on the data's device) over one batch stream, each as it would
     train alone; a member's non-finite loss is kept on it (member.error) and it stops, the
     others go on. `resume` and `group` (DDP) are for one member."""
+    threads, before = members[0].option("threads"), torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        _train(members, data, epochs, batch_size, seed, resume, group)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(members: list[Member], data: Bundle, epochs: int, batch_size: int, seed: int,
+           resume: dict | None, group: Group | None) -> None:
     task = data.spec.task
     criterion = loss_fn(task)
     x, y = data.train
