@@ -16,6 +16,7 @@ from pathlib import Path
 
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dlx.error"  # a FAILED run's one-line error (what a sweep reports for it)
+REGISTERED = "registered"  # a listed run's versions in MLflow's model registry (NAME/VERSION)
 
 
 def resolve_uri(uri: str | None, start_dir: str | Path | None = None) -> str:
