@@ -279,7 +279,7 @@ def export(ref: str, uri: str, fmt: str = "pyfunc", register: str | None = None)
 
         where = Path(tempfile.mkdtemp(prefix="dlx-served-"))
         try:
-            folder = _served_folder(run, uri, where)
+            folder = _served_folder(run, uri, where / "dlx")  # the model's artifacts/dlx
             served = load_served(folder, pickles=False)
             model_uri, registered = queries.export_pyfunc(
                 uri, run["run_id"], folder, served.encoder.inputs, columns(served.spec),
@@ -308,7 +308,7 @@ def _served_folder(run: dict, uri: str, where: Path) -> Path:
 
     cfg = _config(run, uri)
     shutil.copytree(_model_folder(run, uri), where / "model")
-    (where / "fitted").mkdir()
+    (where / "fitted").mkdir(parents=True)
     names = []
     for name in registry.fitted(cfg.dataset.name):
         got = queries.download(uri, run["run_id"], name)

@@ -188,6 +188,8 @@ def encode_csv(cfg, spec, artifacts):
         pipe, columns, numeric, as_text = fitted()
         if isinstance(source, pd.DataFrame):
             what, frame = "the input", source
+            if len(frame) == 0:
+                raise DataError("the input holds no rows: send one input per row")
         else:
             what, frame = source, read_table(source, cfg.encoding, "pass the path of a CSV to predict on")
         missing = [c for c in columns if c not in frame.columns]

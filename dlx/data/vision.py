@@ -254,8 +254,9 @@ def encode_images(cfg, spec, artifacts):
     images (torchvision's IMG_EXTENSIONS), read as an ImageFolder reads them (RGB), converted to
     the run's channels and resized to its input size: uint8 (N, C, H, W), like the splits; the
     run's batch transform then scales/normalizes them. Each input is named by its file. A served
-    model takes the images in memory instead: uint8 arrays (N, C, H, W) of any size, C = 3 (RGB,
-    as read from the files) or 1 (grayscale), converted and resized the same way."""
+    model takes the images in memory instead, as read from their files: arrays (C, H, W) of
+    whole numbers 0..255 of any size, C = 3 (RGB) or 1 (grayscale), each converted and resized
+    the same way."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
     from torchvision.transforms import v2
 
@@ -290,26 +291,37 @@ def encode_images(cfg, spec, artifacts):
                                 "jpg file, or remove it from the folder") from e
         return torch.stack(images), {"file": [str(f) for f in files]}
 
-    return Encoder(encode, {"tensor": "uint8", "shape": [-1, -1, -1, -1]},
-                   ImageTransform(cfg, channels))
+    # any array: its images are checked here (sizes may differ, as in a folder), so that a
+    # wrong one is dlx's one line, not MLflow's schema error
+    return Encoder(encode, {"tensor": "object", "shape": [-1]}, ImageTransform(cfg, channels))
 
 
 def _arrays(images, channels: int) -> list[torch.Tensor]:
-    """Images given in memory (an array (N, C, H, W), or a sequence of (C, H, W) arrays of
-    different sizes) as (C, H, W) uint8 tensors with 3 channels (RGB) or the run's `channels`."""
-    expected = ("send uint8 images (0..255) shaped (N, C, H, W), C = 3 (RGB) or 1 (grayscale), "
-                "any height and width")
+    """Images given in memory (an array (N, C, H, W), or a sequence of (C, H, W) arrays of any
+    sizes, as MLflow hands over a JSON list) as (C, H, W) uint8 tensors with 3 channels (RGB)
+    or the run's `channels`: whole numbers 0..255, as read from the image files."""
+    expected = ("send images as read from their files: (N, C, H, W) arrays of whole numbers "
+                "0..255, C = 3 (RGB) or 1 (grayscale), any height and width")
     if isinstance(images, np.ndarray) and images.dtype != object and images.ndim != 4:
         raise DataError(f"the input is an array of shape {images.shape}: {expected}")
     if len(images) == 0:
         raise DataError(f"the input holds no images: {expected}")
     out = []
     for i, image in enumerate(images, 1):
-        x = torch.as_tensor(np.asarray(image))
-        if x.dtype != torch.uint8:
-            raise DataError(f"image {i} is {str(x.dtype).removeprefix('torch.')}: {expected}")
+        try:
+            x = np.asarray(image if not isinstance(image, torch.Tensor) else image.cpu())
+            if x.dtype == object:  # parsed from JSON: numbers, or lists where sizes differ
+                x = np.array(x.tolist(), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"image {i} is not an array of numbers: {expected}") from None
         if x.ndim != 3 or x.shape[0] not in (1, 3) or 0 in x.shape:
             raise DataError(f"image {i} has shape {tuple(x.shape)}: {expected}")
+        if x.dtype != np.uint8:
+            if x.dtype.kind not in "iuf" or not np.all((x >= 0) & (x <= 255) & (x == np.round(x))):
+                raise DataError(f"image {i} holds values other than whole numbers 0..255 "
+                                f"({x.dtype}): {expected}")
+            x = x.astype(np.uint8)
+        x = torch.tensor(x)  # a copy: MLflow hands over read-only arrays
         if x.shape[0] == 1 and channels == 3:  # a grayscale image, as PIL converts it to RGB
             x = x.expand(3, -1, -1)
         out.append(x.contiguous())

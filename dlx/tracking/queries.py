@@ -106,9 +106,14 @@ def json_artifact(uri: str, run_id: str, path: str) -> dict | None:
 
 
 def download(uri: str, run_id: str, path: str) -> Path | None:
-    """A run's artifact file or folder copied to a fresh temp folder, or None if it has none."""
-    return _artifact(uri, lambda: Path(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="dlx-artifact-"))))
+    """A run's artifact file or folder copied to a fresh temp folder, or None if it has none.
+    Read from the run's own artifact root: MLflow 3 resolves runs:/<run>/<name> to the run's
+    folder merged with a logged MLflow model of that name, if the run has one."""
+    def read():
+        root = client(uri).get_run(run_id).info.artifact_uri.rstrip("/")
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{root}/{path}", dst_path=tempfile.mkdtemp(prefix="dlx-artifact-")))
+    return _artifact(uri, read)
 
 
 @store_errors
@@ -125,6 +130,11 @@ def log_files_to_run(uri: str, run_id: str, files: list[Path], folder: str | Non
     c = client(uri)
     for f in files:
         retry(c.log_artifact, run_id, str(f), folder)
+
+
+# the names of the MLflow models `dlx export` logs on a run: not "model", the run's own folder
+# of weights, which MLflow 3 would merge with a logged model of that name in runs:/ downloads
+SERVED, NETWORK = "served_model", "network"
 
 
 @contextlib.contextmanager
@@ -157,7 +167,7 @@ def export_model(uri: str, run_id: str, model, input_example, serialization_form
 
     with _logging_into(uri, run_id):
         info = mlflow.pytorch.log_model(
-            model, name="model", input_example=input_example,
+            model, name=NETWORK, input_example=input_example,
             serialization_format=serialization_format, pip_requirements=_requirements())
         mlflow.set_tag("dlx.model_uri", info.model_uri)
     return info.model_uri, _register(uri, run_id, info, register)
@@ -182,7 +192,7 @@ def export_pyfunc(uri: str, run_id: str, folder: Path, inputs: dict, outputs: di
         warnings.filterwarnings("ignore", message=".*An input example was not provided",
                                 category=UserWarning)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(pyfunc.CODE), artifacts={pyfunc.ARTIFACT: str(folder)},
+            name=SERVED, python_model=str(pyfunc.CODE), artifacts={pyfunc.ARTIFACT: str(folder)},
             signature=pyfunc.signature(inputs, outputs), pip_requirements=_requirements(),
             code_paths=code_paths or None)
         mlflow.set_tag("dlx.model_uri", info.model_uri)
