@@ -280,7 +280,10 @@ def export(ref: str, uri: str, fmt: str = "pyfunc", register: str | None = None)
         where = Path(tempfile.mkdtemp(prefix="dlx-served-"))
         try:
             folder = _served_folder(run, uri, where / "dlx")  # the model's artifacts/dlx
-            served = load_served(folder, pickles=False)
+            try:
+                served = load_served(folder, pickles=False)
+            except DataError as e:  # a dataset without a reader of new inputs
+                raise DataError(f"{e}; export the run's bare network with --format pt2") from e
             model_uri, registered = queries.export_pyfunc(
                 uri, run["run_id"], folder, served.encoder.inputs, columns(served.spec),
                 _own_code(served.model), register)

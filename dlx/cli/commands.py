@@ -135,20 +135,23 @@ def export(
     if fmt == "pyfunc":
         served = f"models:/{out.registered[0]}/{out.registered[1]}" if out.registered \
             else out.model_uri
-        typer.echo(f"serve it: {_on_path()}mlflow models serve -m {served} --env-manager local "
-                   "--port 5001")
+        typer.echo(f"serve it: {_serving_environment(uri)}mlflow models serve -m {served} "
+                   "--env-manager local --port 5001")
 
 
-def _on_path() -> str:
-    """`PATH=<this Python's bin>:$PATH ` when that folder is not on PATH: `mlflow models serve`
-    starts `uvicorn` by name and exits 127 where it cannot find it."""
+def _serving_environment(uri: str | None) -> str:
+    """What `mlflow models serve` needs in front of it to find the model and to start: the
+    store given by --uri (else it reads $MLFLOW_TRACKING_URI or ./mlflow.db, as dlx does), and
+    this Python's bin/ on PATH when it is not (MLflow starts `uvicorn` by name: exit 127)."""
     import shutil
 
-    bin_dir = str(Path(sys.executable).parent)
-    if shutil.which("uvicorn") == str(Path(bin_dir) / "uvicorn") or not (
-            Path(bin_dir) / "uvicorn").exists():
-        return ""
-    return f"PATH={bin_dir}:$PATH "
+    from dlx.tracking.redact import redact
+
+    prefix = f"MLFLOW_TRACKING_URI={redact(uri)} " if uri else ""
+    bin_dir = Path(sys.executable).parent
+    if (bin_dir / "uvicorn").exists() and shutil.which("uvicorn") != str(bin_dir / "uvicorn"):
+        prefix += f"PATH={bin_dir}:$PATH "
+    return prefix
 
 
 @app.command()

@@ -52,7 +52,7 @@ def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
         cells = []
         for col in columns:
             if col == REGISTERED:
-                cells.append(", ".join(r.get(REGISTERED, [])))
+                cells.append(_versions(r.get(REGISTERED, [])))
             elif col in r["metrics"]:
                 cells.append(f"{r['metrics'][col]:.4g}")
             elif col == "dlx.model" and r["tags"].get("dlx.kind") == "sweep":
@@ -61,6 +61,15 @@ def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
                 cells.append(str(r["params"].get(col, r["tags"].get(col, ""))))
         table.add_row(r["run_name"], r["status"], *cells)
     _print(table)
+
+
+def _versions(registered: list[str]) -> str:
+    """NAME/VERSION entries (newest first) as one cell: each name with its versions, "mnist/3,1"."""
+    names: dict[str, list[str]] = {}
+    for entry in registered:
+        name, _, version = entry.rpartition("/")
+        names.setdefault(name, []).append(version)
+    return ", ".join(f"{name}/{','.join(versions)}" for name, versions in names.items())
 
 
 def run_details(rows: list[dict[str, Any]]) -> None:
