@@ -75,8 +75,6 @@ class Loaded:
     data: Bundle
     model: nn.Module
     uri: str
-    transform: Any = None  # the dataset's per-batch transform (uint8 images -> floats), kept for
-    #   predict: an autoencoder's reconstruction Bundle has none, its splits being transformed
 
 
 def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
@@ -90,14 +88,13 @@ def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     model = _model(run, uri)
     data = registry.load(cfg.dataset)
-    transform = data.transform
     if getattr(model, "reconstructs", False):
         data = data.for_reconstruction()
     if cfg.trainer.get("cv_folds", 0) > 1 and cfg.trainer.get("cv_refit", True) not in (False, "none"):
         from dlx.training.cv import refit_data
 
         data = refit_data(data)  # the refit's preprocessing, fitted on all of train+val
-    return Loaded(run, cfg, data, model, uri, transform)
+    return Loaded(run, cfg, data, model, uri)
 
 
 def _config(run: dict, uri: str) -> DictConfig:
