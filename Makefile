@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train sweep test test-spawn test-slow test-wheel test-browser test-cluster lint ui bench clean
+.PHONY: install train sweep test test-spawn test-slow test-serve test-wheel test-browser test-cluster lint ui bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,9 @@ test-spawn: install     ## the `spawn` tests again, each dlx command and trackin
 
 test-slow: install      ## the long tests only (CI runs them too)
 	$(BIN)/python -m pytest -q -n 2 -m slow
+
+test-serve: install     ## `mlflow models serve` on exported runs (127.0.0.1): raw inputs answered as dlx predict answers them (CI)
+	$(BIN)/python -m pytest -q -m serve tests/test_serve.py
 
 test-wheel: install     ## dlx as users install it: sdist and wheel built, installed in a fresh venv, every verb and a project of your own run from empty folders (CI)
 	$(BIN)/python -m pytest -q -n 2 -m wheel tests/wheel

@@ -1,6 +1,7 @@
 """Using a finished run: find it, rebuild its network from the weights it logged (no pickled
 code is run), rebuild its data from its own resolved config, then score it on a split or predict
-on new inputs. `dlx eval`, `dlx predict`, `dlx explain`, `dlx export` and `dlx.load_model`."""
+on new inputs; or export it as an MLflow model that predicts as `dlx predict` does. `dlx eval`,
+`dlx predict`, `dlx explain`, `dlx export`, `dlx.load_model` and the served model's loading."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from dlx import models
-from dlx.data import Bundle, registry
+from dlx.data import Bundle, Spec, registry
 from dlx.errors import ConfigError, DataError, DlxError
 from dlx.tracking import pickles_trusted, queries, resolve_uri
 from dlx.tracking.recorder import SCORES_ONLY
@@ -67,18 +68,6 @@ def _model_folder(run: dict, uri: str) -> Path:
     return folder
 
 
-def export(ref: str, uri: str, serialization_format: str = "pt2") -> tuple[str, str]:
-    """`dlx export`: the run's network logged as an MLflow model; (its models:/ URI, run id)."""
-    run = find_run(ref, uri)
-    model, spec = models.read(_model_folder(run, uri))
-    if spec.vocab_size:  # token ids, as the model reads them
-        example = torch.randint(2, spec.vocab_size, (4, *spec.input_shape))
-    else:
-        example = torch.rand(4, *spec.input_shape)
-    return queries.export_model(uri, run["run_id"], model, example.numpy(),
-                                serialization_format), run["run_id"]
-
-
 @dataclass
 class Loaded:
     run: dict[str, Any]
@@ -86,17 +75,12 @@ class Loaded:
     data: Bundle
     model: nn.Module
     uri: str
-    transform: Any = None  # the dataset's per-batch transform (uint8 images -> floats), kept for
-    #   predict: an autoencoder's reconstruction Bundle has none, its splits being transformed
 
 
 def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
     """A run with its network and its data rebuilt (`dataset.*` overrides point at moved files)."""
     run = find_run(ref, uri)
-    text = queries.text_artifact(uri, run["run_id"], "config.yaml")
-    if text is None:
-        raise DlxError(f"run {run['run_id']} has no config.yaml artifact: was it made by dlx?")
-    cfg = OmegaConf.create(text)
+    cfg = _config(run, uri)
     bad = [o for o in overrides if not o.startswith("dataset.")]
     if bad:
         raise ConfigError(f"only dataset.* overrides apply to a trained run, not {', '.join(bad)}")
@@ -104,14 +88,21 @@ def load(ref: str, uri: str, overrides: list[str] = ()) -> Loaded:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     model = _model(run, uri)
     data = registry.load(cfg.dataset)
-    transform = data.transform
     if getattr(model, "reconstructs", False):
         data = data.for_reconstruction()
     if cfg.trainer.get("cv_folds", 0) > 1 and cfg.trainer.get("cv_refit", True) not in (False, "none"):
         from dlx.training.cv import refit_data
 
         data = refit_data(data)  # the refit's preprocessing, fitted on all of train+val
-    return Loaded(run, cfg, data, model, uri, transform)
+    return Loaded(run, cfg, data, model, uri)
+
+
+def _config(run: dict, uri: str) -> DictConfig:
+    """The run's resolved config, as it logged it (config.yaml)."""
+    text = queries.text_artifact(uri, run["run_id"], "config.yaml")
+    if text is None:
+        raise DlxError(f"run {run['run_id']} has no config.yaml artifact: was it made by dlx?")
+    return OmegaConf.create(text)
 
 
 def evaluate(loaded: Loaded, split: str = "test") -> dict[str, Any]:
@@ -133,41 +124,101 @@ def evaluate(loaded: Loaded, split: str = "test") -> dict[str, Any]:
     return result
 
 
-@torch.inference_mode()
+# ------------------------------------------------------------------------------ predict
+# The columns of a prediction, after what names the input (file, line, row): `dlx predict`'s
+# rows and a served model's answer alike
+PREDICTION, PROBABILITY, RECONSTRUCTION_ERROR = "prediction", "probability", "reconstruction_error"
+
+
+def probability_column(name: str) -> str:
+    """The column of one class's probability: p_<class name>."""
+    return f"p_{name}"
+
+
+def _class_names(spec) -> tuple[str, ...]:
+    if spec.task == "binary":
+        return spec.class_names or ("0", "1")
+    return spec.class_names or tuple(map(str, range(spec.num_outputs)))
+
+
+def columns(spec) -> dict[str, str]:
+    """The columns of a prediction in order, with their types (string, double, or double[] for
+    several regression targets): the class and its probability then p_<class> for every class
+    (binary: the positive class only), a value, or an autoencoder's reconstruction error."""
+    if spec.task == "multiclass":
+        return {PREDICTION: "string", PROBABILITY: "double",
+                **{probability_column(n): "double" for n in _class_names(spec)}}
+    if spec.task == "binary":
+        return {PREDICTION: "string", PROBABILITY: "double",
+                probability_column(_class_names(spec)[1]): "double"}
+    if spec.task == "regression":
+        return {PREDICTION: "double" if spec.num_outputs == 1 else "double[]"}
+    return {RECONSTRUCTION_ERROR: "double"}
+
+
+@dataclass
+class Predictor:
+    """Raw inputs -> predictions: the one path of `dlx predict` and of the MLflow model `dlx
+    export` logs. The run's dataset encoder reads the inputs (a file, or the same inputs in
+    memory) with what the run fitted on its training rows, the network scores them in batches
+    of the run's batch size, and each input becomes one row of `columns(spec)`."""
+    model: nn.Module
+    spec: Spec
+    encoder: registry.Encoder
+    batch_size: int
+
+    @torch.inference_mode()
+    def answer(self, source) -> tuple[dict[str, list], list[dict[str, Any]]]:
+        """({id column: values} naming each input, one row of `columns(spec)` per input)."""
+        x, ids = self.encoder(source)
+        if len(x) == 0:
+            raise DataError("the input holds no rows: send one input per row")
+        t = self.encoder.transform
+        prep = (lambda b: b) if t is None else (lambda b: t(b, False))
+        bs = self.batch_size
+        out = torch.cat([self.model(prep(x[i : i + bs])) for i in range(0, len(x), bs)])
+        return ids, _rows(out, self.spec, prep, x)
+
+    def __call__(self, source) -> list[dict[str, Any]]:
+        """`dlx predict`'s rows: what names each input, then its prediction."""
+        ids, rows = self.answer(source)
+        keys = [dict(zip(ids, values)) for values in zip(*ids.values())] if ids else [{}] * len(rows)
+        return [{**k, **row} for k, row in zip(keys, rows)]
+
+
+def predictor(cfg, spec, model: nn.Module, artifacts: dict[str, Any]) -> Predictor:
+    """The Predictor of a run: its dataset config, data Spec, network and fitted artifacts."""
+    encoder = registry.encoder(cfg.dataset, spec, artifacts)
+    if encoder is None:
+        raise DataError(f"dlx predict cannot read new inputs for dataset {cfg.dataset.name}: it "
+                        "reads csv, digits, image (mnist, fashion_mnist, cifar10, image_folder), "
+                        "imdb and custom runs")
+    return Predictor(model, spec, encoder, cfg.dataset.batch_size)
+
+
 def predict(loaded: Loaded, source: str) -> list[dict[str, Any]]:
     """Predictions for a user's inputs (a CSV, an image or folder of images, a text file), read
     and preprocessed as the run's dataset was, with the fitted objects the run logged (its
     vocabulary, its preprocessing Pipeline). One row per input: what names it (file, line, row),
     the prediction, and class probabilities."""
-    cfg, spec = loaded.cfg, loaded.data.spec
-    encode = registry.encoder(cfg.dataset, spec, _logged_artifacts(loaded))
-    if encode is None:
-        raise DataError(f"dlx predict cannot read new inputs for dataset {cfg.dataset.name}: it "
-                        "reads csv, digits, image (mnist, fashion_mnist, cifar10, image_folder) "
-                        "and imdb runs")
-    x, ids = encode(source)
-    prep = (lambda b: b) if loaded.transform is None else (lambda b: loaded.transform(b, False))
-    bs = cfg.dataset.batch_size
-    out = torch.cat([loaded.model(prep(x[i : i + bs])) for i in range(0, len(x), bs)])
-    keys = [dict(zip(ids, values)) for values in zip(*ids.values())] if ids else [{}] * len(x)
-    return [{**k, **row} for k, row in zip(keys, _rows(out, spec, prep, x))]
+    return predictor(loaded.cfg, loaded.data.spec, loaded.model, _logged_artifacts(loaded))(source)
 
 
 def _rows(out: torch.Tensor, spec, prep, x: torch.Tensor) -> list[dict[str, Any]]:
-    """The model's outputs as rows: class and probabilities, a value, or a reconstruction error."""
+    """The model's outputs as rows of `columns(spec)`."""
     if spec.task == "multiclass":
         probs = out.softmax(1)
-        names = spec.class_names or tuple(map(str, range(out.shape[1])))
-        return [{"prediction": names[int(p.argmax())], "probability": float(p.max()),
-                 **{f"p_{n}": float(v) for n, v in zip(names, p)}} for p in probs]
+        names = _class_names(spec)
+        return [{PREDICTION: names[int(p.argmax())], PROBABILITY: float(p.max()),
+                 **{probability_column(n): float(v) for n, v in zip(names, p)}} for p in probs]
     if spec.task == "binary":
-        names = spec.class_names or ("0", "1")
+        names = _class_names(spec)
         p1 = out[:, 0].sigmoid()
-        return [{"prediction": names[int(p > 0.5)], "probability": float(max(p, 1 - p)),
-                 f"p_{names[1]}": float(p)} for p in p1]
+        return [{PREDICTION: names[int(p > 0.5)], PROBABILITY: float(max(p, 1 - p)),
+                 probability_column(names[1]): float(p)} for p in p1]
     if spec.task == "regression":
-        return [{"prediction": float(v[0]) if len(v) == 1 else v.tolist()} for v in out]
-    return [{"reconstruction_error": float(e)} for e in (out - prep(x)).flatten(1).pow(2).mean(1)]
+        return [{PREDICTION: float(v[0]) if len(v) == 1 else v.tolist()} for v in out]
+    return [{RECONSTRUCTION_ERROR: float(e)} for e in (out - prep(x)).flatten(1).pow(2).mean(1)]
 
 
 def _logged_artifacts(loaded: Loaded) -> dict[str, Any]:
@@ -196,3 +247,123 @@ def _logged_artifacts(loaded: Loaded) -> dict[str, Any]:
                                 "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true to use the run's own "
                                 "logged preprocessing files, if you trust its store")
     return found
+
+
+# ------------------------------------------------------------------------------ export
+SERVED = "dlx-served/1"  # the format of a served model's folder (serving.json's "format")
+FORMATS = ("pyfunc", "pt2", "pickle")  # `dlx export --format`: the served model, the bare network
+
+
+@dataclass
+class Exported:
+    run_id: str
+    model_uri: str
+    format: str
+    registered: tuple[str, str] | None = None  # (name, version) in MLflow's model registry
+
+
+def export(ref: str, uri: str, fmt: str = "pyfunc", register: str | None = None) -> Exported:
+    """`dlx export`: the run logged as an MLflow model, optionally registered as a new version of
+    model `register`. `pyfunc`: the served model, which takes the run's raw inputs and answers as
+    `dlx predict` does (its network, its dataset encoder and fitted artifacts, the class names);
+    `pt2` / `pickle`: the bare network (mlflow.pytorch), taking the tensors the network takes."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt} is not one of {', '.join(FORMATS)}")
+    run = find_run(ref, uri)
+    if fmt == "pyfunc":
+        import shutil
+        import tempfile
+
+        where = Path(tempfile.mkdtemp(prefix="dlx-served-"))
+        try:
+            folder = _served_folder(run, uri, where / "dlx")  # the model's artifacts/dlx
+            try:
+                served = load_served(folder, pickles=False)
+            except DataError as e:  # a dataset without a reader of new inputs
+                raise DataError(f"{e}; export the run's bare network with --format pt2") from e
+            model_uri, registered = queries.export_pyfunc(
+                uri, run["run_id"], folder, served.encoder.inputs, columns(served.spec),
+                _own_code(served.model), register)
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+    else:
+        model, spec = models.read(_model_folder(run, uri))
+        # one memory format for torch.export: a channels_last copy of the weights would be
+        # saved as a partial view of its storage (torch warns "No complete tensor found")
+        model = model.to(memory_format=torch.contiguous_format)
+        if spec.vocab_size:  # token ids, as the model reads them
+            example = torch.randint(2, spec.vocab_size, (4, *spec.input_shape))
+        else:
+            example = torch.rand(4, *spec.input_shape)
+        model_uri, registered = queries.export_model(uri, run["run_id"], model, example.numpy(),
+                                                     fmt, register)
+    return Exported(run["run_id"], model_uri, fmt, registered)
+
+
+def _served_folder(run: dict, uri: str, where: Path) -> Path:
+    """What the served model of a run carries, copied from the run into `where`: its network
+    (model/: weights.pt and model.json), the fitted artifacts its dataset's encoder reads
+    (fitted/: copied as files, never loaded here) and serving.json (the dataset config)."""
+    import shutil
+
+    cfg = _config(run, uri)
+    shutil.copytree(_model_folder(run, uri), where / "model")
+    (where / "fitted").mkdir(parents=True)
+    names = []
+    for name in registry.fitted(cfg.dataset.name):
+        got = queries.download(uri, run["run_id"], name)
+        if got is not None:
+            shutil.copy(got, where / "fitted" / name)
+            names.append(name)
+    about = {"format": SERVED, "run_id": run["run_id"], "fitted": names,
+             "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+             "load": "dlx.inference.load_served(folder): the network from weights.pt and "
+                     "model.json, the dataset's encoder from the config and fitted/"}
+    (where / "serving.json").write_text(json.dumps(about, indent=2))
+    return where
+
+
+def load_served(folder: Path, pickles: bool = True) -> Predictor:
+    """The Predictor of a served model's folder (`_served_folder`): the network rebuilt from
+    dlx's code and model.json (the trust rule for its `_target_` applies) with its weights read by
+    torch.load(weights_only=True); the encoder from the run's dataset config and fitted
+    artifacts, JSON read as data. A pickled artifact (a CSV run's preprocessing.joblib) is
+    loaded, when first used, only where pickles are trusted (dlx.tracking.pickles_trusted);
+    `pickles=False` (export) never loads one."""
+    folder = Path(folder)
+    about = json.loads((folder / "serving.json").read_text())
+    if about.get("format") != SERVED:
+        raise DlxError(f"{folder} holds a served model of format {about.get('format')!r}, which "
+                       f"this dlx does not read ({SERVED}): export the run again")
+    model, spec = models.read(folder / "model")
+    artifacts: dict[str, Any] = {}
+    for name in about["fitted"]:
+        path = folder / "fitted" / name
+        if path.suffix == ".json":
+            artifacts[name] = json.loads(path.read_text())
+        elif pickles and not pickles_trusted():
+            raise DlxError(f"the model's {name} is a pickle (the run's fitted preprocessing), which "
+                           "runs code when loaded: set MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true "
+                           "where the model is loaded, if you trust the store it came from")
+        else:
+            artifacts[name] = path
+    return predictor(OmegaConf.create({"dataset": about["dataset"]}), spec, model, artifacts)
+
+
+def _own_code(model: nn.Module) -> list[str]:
+    """The user's module that defines a network of their own (model=custom), which a served
+    model must import to rebuild it: the module's file (or its top package's folder), logged
+    with the model, when it lies outside the Python installation; [] for dlx's networks and
+    for an installed package's (which the serving environment must have installed)."""
+    import sys
+
+    from dlx.config import targets
+
+    name = type(model).__module__
+    if name.split(".")[0] == "dlx":
+        return []
+    top = sys.modules[name.split(".")[0]]
+    path = Path(top.__file__) if getattr(top, "__file__", None) else Path(list(top.__path__)[0])
+    if path.name == "__init__.py":
+        path = path.parent
+    return [] if targets.installed(str(path)) else [str(path)]

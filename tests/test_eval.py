@@ -82,8 +82,9 @@ def test_explain_tabular_run_ranks_features_by_permutation_importance(dlx):
 
 # ------------------------------------------------------------------------- export, load_model
 def test_load_model_and_export_give_the_same_network(digits_run):
-    """dlx.load_model (weights, no pickle) and `dlx export` (an MLflow pt2 model that
-    mlflow.pytorch.load_model reads) give the trained network; exporting leaves the run as it was."""
+    """dlx.load_model (weights, no pickle) and `dlx export --format pt2` (the bare network as an
+    MLflow pt2 model that mlflow.pytorch.load_model reads) give the trained network; exporting
+    leaves the run as it was."""
     import mlflow
     import torch
 
@@ -93,7 +94,8 @@ def test_load_model_and_export_give_the_same_network(digits_run):
     model = dlx_package.load_model(run.info.run_id, dlx.uri)
     assert not model.training
     x = torch.rand(5, 1, 8, 8)
-    proc = dlx("export", run.info.run_id)
+    proc = dlx("export", run.info.run_id, "--format", "pt2")
+    assert proc.stderr == ""  # no warning of torch.export's
     after = dlx.client().get_run(run.info.run_id)
     uri = after.data.tags["dlx.model_uri"]
     assert uri in proc.stdout and uri.startswith("models:/")
@@ -103,4 +105,4 @@ def test_load_model_and_export_give_the_same_network(digits_run):
     with torch.no_grad():
         torch.testing.assert_close(exported(x), model(x))
     bad = dlx("export", run.info.run_id, "--format", "onnx", check=False)
-    assert bad.returncode == 1 and "--format onnx is not one of pt2, pickle" in bad.stderr
+    assert bad.returncode == 1 and "--format onnx is not one of pyfunc, pt2, pickle" in bad.stderr

@@ -107,22 +107,51 @@ def explain(
 @app.command()
 def export(
     run: str = RUN,
-    fmt: str = typer.Option("pt2", "--format", help="pt2 (torch.export: loads without unpickling "
-                            "code) or pickle (the Python class; loads only where pickles are trusted)"),
+    fmt: str = typer.Option("pyfunc", "--format", help="pyfunc (the served model: raw inputs in, "
+                            "dlx predict's columns out), or the bare network for "
+                            "mlflow.pytorch.load_model: pt2 (torch.export, loads without "
+                            "unpickling code) or pickle (the Python class)"),
+    register: str = typer.Option(None, "--register", metavar="NAME", help="also register it in "
+                                 "MLflow's model registry as a new version of model NAME"),
     uri: str = URI,
 ) -> None:
-    """Log a trained run's model as an MLflow model (mlflow.pytorch.load_model, serving, the
-    model registry): the torch.export trace every run skips to stay fast."""
+    """Log a trained run as an MLflow model for MLflow's serving, its model registry and
+    mlflow.pyfunc.load_model: the run's network with its fitted preprocessing and class names,
+    answering as `dlx predict` does."""
     from dlx import inference
     from dlx.tracking import resolve_uri
 
-    if fmt not in ("pt2", "pickle"):
-        fail(f"--format {fmt} is not one of pt2, pickle")
+    if fmt not in inference.FORMATS:
+        fail(f"--format {fmt} is not one of {', '.join(inference.FORMATS)}")
     notice(resolve_uri(uri))
     with reported():
-        model_uri, run_id = inference.export(run, resolve_uri(uri), fmt)
-    typer.echo(f"run {run_id}: MLflow model {model_uri} (tag dlx.model_uri); load it with "
-               f"mlflow.pytorch.load_model('{model_uri}')")
+        out = inference.export(run, resolve_uri(uri), fmt, register)
+    load = "mlflow.pyfunc.load_model" if fmt == "pyfunc" else "mlflow.pytorch.load_model"
+    typer.echo(f"run {out.run_id}: MLflow model {out.model_uri} (tag dlx.model_uri); load it with "
+               f"{load}('{out.model_uri}')")
+    if out.registered:
+        name, version = out.registered
+        typer.echo(f"registered as {name} version {version}: models:/{name}/{version}")
+    if fmt == "pyfunc":
+        served = f"models:/{out.registered[0]}/{out.registered[1]}" if out.registered \
+            else out.model_uri
+        typer.echo(f"serve it: {_serving_environment(uri)}mlflow models serve -m {served} "
+                   "--env-manager local --port 5001")
+
+
+def _serving_environment(uri: str | None) -> str:
+    """What `mlflow models serve` needs in front of it to find the model and to start: the
+    store given by --uri (else it reads $MLFLOW_TRACKING_URI or ./mlflow.db, as dlx does), and
+    this Python's bin/ on PATH when it is not (MLflow starts `uvicorn` by name: exit 127)."""
+    import shutil
+
+    from dlx.tracking.redact import redact
+
+    prefix = f"MLFLOW_TRACKING_URI={redact(uri)} " if uri else ""
+    bin_dir = Path(sys.executable).parent
+    if (bin_dir / "uvicorn").exists() and shutil.which("uvicorn") != str(bin_dir / "uvicorn"):
+        prefix += f"PATH={bin_dir}:$PATH "
+    return prefix
 
 
 @app.command()
@@ -156,7 +185,8 @@ def runs(
         else:
             from dlx.tracking import queries
 
-            rows = queries.list_runs(store, experiment, sweep, sort, not desc, limit)
+            rows = queries.list_runs(store, experiment, sweep, sort, not desc, limit,
+                                     versions=True)
     if as_json:
         typer.echo(json.dumps(out if best else rows, indent=2, default=str))
     elif best:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dlx.cli.app import width
+from dlx.tracking import REGISTERED
 from dlx.tracking.ranking import CV_MEAN, CV_STD
 
 
@@ -50,7 +51,9 @@ def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
     for r in rows:
         cells = []
         for col in columns:
-            if col in r["metrics"]:
+            if col == REGISTERED:
+                cells.append(_versions(r.get(REGISTERED, [])))
+            elif col in r["metrics"]:
                 cells.append(f"{r['metrics'][col]:.4g}")
             elif col == "dlx.model" and r["tags"].get("dlx.kind") == "sweep":
                 cells.append("sweep")
@@ -58,6 +61,15 @@ def runs(rows: list[dict[str, Any]], columns: list[str]) -> None:
                 cells.append(str(r["params"].get(col, r["tags"].get(col, ""))))
         table.add_row(r["run_name"], r["status"], *cells)
     _print(table)
+
+
+def _versions(registered: list[str]) -> str:
+    """NAME/VERSION entries (newest first) as one cell: each name with its versions, "mnist/3,1"."""
+    names: dict[str, list[str]] = {}
+    for entry in registered:
+        name, _, version = entry.rpartition("/")
+        names.setdefault(name, []).append(version)
+    return ", ".join(f"{name}/{','.join(versions)}" for name, versions in names.items())
 
 
 def run_details(rows: list[dict[str, Any]]) -> None:
@@ -73,17 +85,19 @@ def run_details(rows: list[dict[str, Any]]) -> None:
 
 def run_columns(rows: list[dict[str, Any]], axes: list[str] | None) -> list[str]:
     """The columns a listing needs: a sweep's children, its swept parameters and the objective;
-    other runs, the model, the dataset, the monitored metric and the test headline."""
+    other runs, the model, the dataset, the monitored metric and the test headline; then, when a
+    run has any, its versions in MLflow's model registry (NAME/VERSION)."""
     monitors = [r["params"].get("trainer.monitor") for r in rows if r["params"].get("trainer.monitor")]
     present = {m for r in rows for m in r["metrics"]}
     objective = []
     for m in dict.fromkeys(monitors):  # cross-validated: the folds' mean and spread
         cv = [k for k in (f"{CV_MEAN}{m}", f"{CV_STD}{m}") if k in present]
         objective += cv or [m]
+    versions = [REGISTERED] if any(r.get(REGISTERED) for r in rows) else []
     if axes is not None:
-        return [*axes, *objective]
+        return [*axes, *objective, *versions]
     headline = [m for m in ("test_accuracy", "test_r2", "test_mse") if m in present][:1]
-    return ["dlx.model", "dlx.dataset", *objective, *headline]
+    return ["dlx.model", "dlx.dataset", *objective, *headline, *versions]
 
 
 def best(out: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import torch
 
 from dlx.config import targets
 from dlx.data.bundle import Bundle, Spec, _features, holdout, targets as as_targets
+from dlx.data.registry import Encoder
 from dlx.data.tabular import labels
 from dlx.errors import ConfigError, DataError, DlxError
 
@@ -226,26 +227,18 @@ def describe(scaler, how: str) -> dict:
 # ------------------------------------------------------------------------------- dlx predict
 def encode(cfg, spec: Spec, artifacts: dict):
     """dlx predict's reader for a custom run: a .npy file of rows shaped as the run's X, or a
-    CSV of numbers (one row per sample, a header row optional) for 2-D features; scaled with
-    the run's logged preprocessing.json."""
+    CSV of numbers (one row per sample, a header row optional) for 2-D features, or such an
+    array in memory (a served model's input); scaled with the run's logged preprocessing.json."""
     scaling = artifacts.get("preprocessing.json")
 
-    def read(path) -> tuple[torch.Tensor, dict]:
+    def read(source) -> tuple[torch.Tensor, dict]:
         from pathlib import Path
 
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path} does not exist: pass a .npy file or a CSV of numbers")
-        if path.suffix == ".npy":
-            try:
-                x = np.load(path, allow_pickle=False)
-            except ValueError as e:
-                raise DataError(f"{path} is not a numeric .npy array ({e})") from e
-        elif len(spec.input_shape) == 1:
-            x = _csv_rows(path, spec.input_shape[0])
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            x = _file_rows(path, spec)
         else:
-            raise DataError(f"{path}: this run's inputs have shape {spec.input_shape}, which a "
-                            "CSV cannot hold: pass a .npy array of such rows")
+            path, x = "the input", np.asarray(source)
         if x.ndim == len(spec.input_shape):  # one sample
             x = x[None]
         if tuple(x.shape[1:]) != tuple(spec.input_shape):
@@ -255,7 +248,25 @@ def encode(cfg, spec: Spec, artifacts: dict):
             x = (x - np.asarray(scaling["offset"])) / np.asarray(scaling["scale"])
         return _features(x, spec), {"row": list(range(1, len(x) + 1))}
 
-    return read
+    dtype = "int64" if spec.vocab_size else "float64"
+    return Encoder(read, {"tensor": dtype, "shape": [-1] * (1 + len(spec.input_shape))})
+
+
+encode.reads = ("preprocessing.json",)
+
+
+def _file_rows(path, spec: Spec) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: pass a .npy file or a CSV of numbers")
+    if path.suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise DataError(f"{path} is not a numeric .npy array ({e})") from e
+    if len(spec.input_shape) == 1:
+        return _csv_rows(path, spec.input_shape[0])
+    raise DataError(f"{path}: this run's inputs have shape {spec.input_shape}, which a "
+                    "CSV cannot hold: pass a .npy array of such rows")
 
 
 def _csv_rows(path, n: int) -> np.ndarray:

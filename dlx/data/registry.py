@@ -10,14 +10,17 @@ images), or preprocessing fitted on the train rows (CSV, the IMDB vocabulary) sp
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
 from dlx.data.bundle import Bundle, split
 
-# name -> (module, reader, encoder or None): the encoder makes(cfg, spec, artifacts) a function
-# that reads a user's input for `dlx predict`; `artifacts` are the fitted objects a run logged
-# (vocab.json, preprocessing.*), so a finished run's own can be passed in place of the Bundle's
+# name -> (module, reader, encoder or None): the encoder makes(cfg, spec, artifacts) an Encoder
+# that reads a user's input for `dlx predict` and for a served model; `artifacts` are the fitted
+# objects a run logged (vocab.json, preprocessing.*), so a finished run's own can be passed in
+# place of the Bundle's. Each encoder names the artifacts it reads in its `reads` attribute.
 DATASETS = {
     "digits": ("vision", "digits", "encode_digits"),
     "mnist": ("vision", "mnist", "encode_images"),
@@ -68,10 +71,32 @@ def load_cached(cfg) -> tuple[Bundle, bool]:
     return data, False
 
 
-def encoder(cfg, spec, artifacts):
+@dataclass
+class Encoder:
+    """A dataset's reader of new inputs. `read(source)` takes what `dlx predict` is given (a
+    file or folder) or the same inputs in memory, as a served model receives them (`inputs`
+    says what: {"columns": {name: type}} for a DataFrame, {"tensor": dtype, "shape": [...]} for
+    an array, -1 for any size), and returns (x as the dataset stores it, {id column: values});
+    `transform` is the dataset's per-batch transform that x needs (uint8 images -> floats)."""
+    read: Callable[[Any], tuple[Any, dict]]
+    inputs: dict
+    transform: Callable | None = None
+
+    def __call__(self, source) -> tuple[Any, dict]:
+        return self.read(source)
+
+
+def encoder(cfg, spec, artifacts) -> Encoder | None:
     """The reader of new inputs for dataset `cfg.name` (None: it cannot read any)."""
     module, _, make = DATASETS[cfg.name]
     return None if make is None else _function(module, make)(cfg, spec, artifacts)
+
+
+def fitted(name: str) -> tuple[str, ...]:
+    """The artifacts of a run (as the run logged them) that dataset `name`'s encoder reads: what
+    a served model of the run carries beside its network."""
+    module, _, make = DATASETS[name]
+    return () if make is None else tuple(getattr(_function(module, make), "reads", ()))
 
 
 def source(cfg) -> dict:

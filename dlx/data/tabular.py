@@ -4,6 +4,7 @@ on the train rows only and logged with the run; `dlx predict` reads new rows thr
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from dlx.data import preprocessing
 from dlx.data.bundle import Bundle, Spec, holdout, targets
+from dlx.data.registry import Encoder
 from dlx.errors import ConfigError, DataError
 
 
@@ -165,12 +167,14 @@ def _infer_task(y, max_classes: int) -> str:
 
 def encode_csv(cfg, spec, artifacts):
     """dlx predict's reader for a csv run: a CSV with the run's feature columns (the target and
-    any other column may be there too: they are ignored) through the run's fitted Pipeline
-    (preprocessing.joblib, fitted on its train rows; never refitted on the new file)."""
+    any other column may be there too: they are ignored), or a DataFrame of them (a served
+    model's input), through the run's fitted Pipeline (preprocessing.joblib, fitted on its train
+    rows; never refitted on the new rows)."""
+    described = artifacts["preprocessing.json"]
 
-    def encode(path) -> tuple[torch.Tensor, dict]:  # read the fitted objects only when predicting
+    @functools.cache
+    def fitted():  # read the fitted objects only when predicting, once
         pipe = joblib.load(artifacts["preprocessing.joblib"])
-        described = artifacts["preprocessing.json"]
         columns = [str(c) for c in pipe.feature_names_in_]  # the training order sklearn checks
         numeric = [c for c in columns if c in described["numeric_columns"]]
         as_text = set()  # text categories: "1" in a new file must stay "1"
@@ -178,21 +182,35 @@ def encode_csv(cfg, spec, artifacts):
             one_hot = pipe.named_steps["columns"].named_transformers_["cat"].named_steps["one_hot"]
             as_text = {c for c, cats in zip(described["categorical_columns"], one_hot.categories_)
                        if cats.dtype == object}
-        frame = read_table(path, cfg.encoding, "pass the path of a CSV to predict on")
+        return pipe, columns, numeric, as_text
+
+    def encode(source) -> tuple[torch.Tensor, dict]:
+        pipe, columns, numeric, as_text = fitted()
+        if isinstance(source, pd.DataFrame):
+            what, frame = "the input", source
+            if len(frame) == 0:
+                raise DataError("the input holds no rows: send one input per row")
+        else:
+            what, frame = source, read_table(source, cfg.encoding, "pass the path of a CSV to predict on")
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise DataError(f"{path} lacks column(s) {', '.join(missing)}: the run was trained on "
+            raise DataError(f"{what} lacks column(s) {', '.join(missing)}: the run was trained on "
                             f"{', '.join(columns)} (its columns are "
                             f"{', '.join(map(str, frame.columns)) or 'none'}; others are ignored)")
         frame = frame[columns].copy()
         if numeric:
-            frame[numeric] = numbers(path, frame[numeric])
-        for c in as_text:
-            frame[c] = frame[c].map(lambda v: v if pd.isna(v) else _label(v)).astype(object)
+            frame[numeric] = numbers(what, frame[numeric])
+        for c in as_text:  # missing cells as NaN, what the imputer fills (a served input's None)
+            frame[c] = frame[c].map(lambda v: np.nan if pd.isna(v) else _label(v)).astype(object)
         x = pipe.transform(frame).astype(np.float32)
         return torch.from_numpy(x), {"row": list(range(1, len(frame) + 1))}
 
-    return encode
+    types = {**{c: "double" for c in described["numeric_columns"]},
+             **{c: "string" for c in described["categorical_columns"]}}
+    return Encoder(encode, {"columns": types})
+
+
+encode_csv.reads = ("preprocessing.json", "preprocessing.joblib")
 
 
 def numbers(path, frame: pd.DataFrame) -> pd.DataFrame:

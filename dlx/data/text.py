@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dlx.data.bundle import Bundle, Spec, holdout, targets
+from dlx.data.registry import Encoder
 from dlx.errors import DataError
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1
@@ -116,24 +117,59 @@ def _read(base: Path, split: str) -> tuple[list[list[str]], np.ndarray]:
     return docs, np.asarray(labels, dtype=np.int64)
 
 
+REVIEW = "review"  # a served model's input column: the text of one review per row
+
+
 def encode_reviews(cfg, spec, artifacts):
     """dlx predict's reader for imdb runs: a UTF-8 text file with one review per line (blank
-    lines skipped), tokenized and mapped with the run's vocabulary (vocab.json), cut/padded to its
-    max_len. Each input is named by its line number."""
+    lines skipped), or reviews in memory (a served model's input: a column `review`, one review
+    per row, none of them empty), tokenized and mapped with the run's vocabulary (vocab.json),
+    cut/padded to its max_len. Each input is named by its line (in memory: its row) number."""
     vocab, max_len = artifacts["vocab.json"]["tokens"], artifacts["vocab.json"]["max_len"]
 
     def read(source) -> tuple[torch.Tensor, dict]:  # (not `encode`: that is the function above)
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"no file {path}: pass a text file with one review per line")
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path} is not UTF-8 text (byte {e.start}): re-save it as UTF-8") from e
-        reviews = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-        if not reviews:
-            raise DataError(f"{path} is empty: write one review per line")
-        x = encode([tokenize(line) for _, line in reviews], vocab, max_len)
-        return x, {"line": [n for n, _ in reviews]}
+        if isinstance(source, (str, Path)):
+            reviews = _lines(Path(source))
+        else:
+            reviews = _rows(source)
+        x = encode([tokenize(text) for _, text in reviews], vocab, max_len)
+        return x, {"line" if isinstance(source, (str, Path)) else "row": [n for n, _ in reviews]}
 
-    return read
+    return Encoder(read, {"columns": {REVIEW: "string"}})
+
+
+encode_reviews.reads = ("vocab.json",)
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    if not path.is_file():
+        raise DataError(f"no file {path}: pass a text file with one review per line")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start}): re-save it as UTF-8") from e
+    reviews = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    if not reviews:
+        raise DataError(f"{path} is empty: write one review per line")
+    return reviews
+
+
+def _rows(source) -> list[tuple[int, str]]:
+    """Reviews given in memory: a DataFrame with a `review` column, or a sequence of strings."""
+    columns = getattr(source, "columns", None)
+    if columns is not None:
+        if REVIEW not in columns:
+            raise DataError(f"the input has no column '{REVIEW}' (its columns are "
+                            f"{', '.join(map(str, columns)) or 'none'}): send one review per row "
+                            f"in column '{REVIEW}'")
+        source = source[REVIEW]
+    texts = list(source)
+    if not texts:
+        raise DataError(f"the input holds no reviews: send one review per row in column '{REVIEW}'")
+    for n, text in enumerate(texts, 1):
+        if not isinstance(text, str):
+            raise DataError(f"review {n} is {'missing' if text is None else repr(text)}: send the "
+                            "text of one review per row")
+        if not text.strip():
+            raise DataError(f"review {n} is empty: send the text of one review per row")
+    return list(enumerate(texts, 1))

@@ -9,6 +9,7 @@ from train (seeded, stratified). An ImageFolder is split train/val/test like a t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from dlx.data.bundle import Bundle, Spec, holdout, targets
+from dlx.data.registry import Encoder
 from dlx.errors import ConfigError, DataError
 
 
@@ -119,19 +121,25 @@ DIGITS_COLUMNS = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]  # as lo
 
 def encode_digits(cfg, spec, artifacts):
     """dlx predict's reader for digits: a CSV with the 64 pixel columns pixel_0_0 ... pixel_7_7
-    (values 0..16) -> 1x8x8 images in [0, 1], each named by its data row (1 = the first)."""
+    (values 0..16), or a DataFrame of them (a served model's input) -> 1x8x8 images in [0, 1],
+    each named by its data row (1 = the first)."""
+    import pandas as pd
+
     from dlx.data.tabular import numbers, read_table
 
-    def encode(path) -> tuple[torch.Tensor, dict]:
-        frame = read_table(path, "utf-8", "pass the path of a CSV to predict on")
+    def encode(source) -> tuple[torch.Tensor, dict]:
+        if isinstance(source, pd.DataFrame):
+            what, frame = "the input", source
+        else:
+            what, frame = source, read_table(source, "utf-8", "pass the path of a CSV to predict on")
         missing = [c for c in DIGITS_COLUMNS if c not in frame.columns]
         if missing:
-            raise DataError(f"{path} lacks {len(missing)} of the digits' 64 pixel columns "
+            raise DataError(f"{what} lacks {len(missing)} of the digits' 64 pixel columns "
                             f"(e.g. {', '.join(missing[:3])}): expected pixel_0_0 ... pixel_7_7")
-        values = numbers(path, frame[DIGITS_COLUMNS]).to_numpy(dtype=np.float32) / 16.0
+        values = numbers(what, frame[DIGITS_COLUMNS]).to_numpy(dtype=np.float32) / 16.0
         return torch.as_tensor(values.reshape(-1, 1, 8, 8)), {"row": list(range(1, len(frame) + 1))}
 
-    return encode
+    return Encoder(encode, {"columns": {c: "double" for c in DIGITS_COLUMNS}})
 
 
 # ------------------------------------------------------------------------ torchvision datasets
@@ -278,15 +286,22 @@ def encode_images(cfg, spec, artifacts):
     """dlx predict's reader for image runs: an image file, or a folder searched recursively for
     images (torchvision's IMG_EXTENSIONS), read as an ImageFolder reads them (RGB), converted to
     the run's channels and resized to its input size: uint8 (N, C, H, W), like the splits; the
-    run's batch transform then scales/normalizes them. Each input is named by its file."""
+    run's batch transform then scales/normalizes them. Each input is named by its file. A served
+    model takes the images in memory instead, as read from their files: arrays (C, H, W) of
+    whole numbers 0..255 of any size, C = 3 (RGB) or 1 (grayscale), each converted and resized
+    the same way."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, pil_loader
     from torchvision.transforms import v2
 
     channels, height, width = spec.input_shape
-    steps = v2.Compose([v2.PILToTensor(), *([v2.Grayscale(1)] if channels == 1 else []),
-                        v2.Resize([height, width], antialias=True)])
+    to_tensor = v2.PILToTensor()
+    convert = v2.Compose([*([v2.Grayscale(1)] if channels == 1 else []),
+                          v2.Resize([height, width], antialias=True)])
 
     def encode(source) -> tuple[torch.Tensor, dict]:
+        if not isinstance(source, (str, os.PathLike)):
+            return torch.stack([convert(x) for x in _arrays(source, channels)]), \
+                {"row": list(range(1, len(source) + 1))}
         source = Path(source)
         if source.is_dir():
             files = sorted(p for p in source.rglob("*") if p.is_file()
@@ -303,10 +318,44 @@ def encode_images(cfg, spec, artifacts):
         images = []
         for f in files:
             try:
-                images.append(steps(pil_loader(str(f))))
+                images.append(convert(to_tensor(pil_loader(str(f)))))
             except Exception as e:  # noqa: BLE001 - PIL's errors for unreadable files
                 raise DataError(f"cannot read image {f} ({type(e).__name__}: {e}): pass a png or "
                                 "jpg file, or remove it from the folder") from e
         return torch.stack(images), {"file": [str(f) for f in files]}
 
-    return encode
+    # any array: its images are checked here (sizes may differ, as in a folder), so that a
+    # wrong one is dlx's one line, not MLflow's schema error
+    return Encoder(encode, {"tensor": "object", "shape": [-1]}, ImageTransform(cfg, channels))
+
+
+def _arrays(images, channels: int) -> list[torch.Tensor]:
+    """Images given in memory (an array (N, C, H, W), or a sequence of (C, H, W) arrays of any
+    sizes, as MLflow hands over a JSON list) as (C, H, W) uint8 tensors with 3 channels (RGB)
+    or the run's `channels`: whole numbers 0..255, as read from the image files."""
+    expected = ("send images as read from their files: (N, C, H, W) arrays of whole numbers "
+                "0..255, C = 3 (RGB) or 1 (grayscale), any height and width")
+    if isinstance(images, np.ndarray) and images.dtype != object and images.ndim != 4:
+        raise DataError(f"the input is an array of shape {images.shape}: {expected}")
+    if len(images) == 0:
+        raise DataError(f"the input holds no images: {expected}")
+    out = []
+    for i, image in enumerate(images, 1):
+        try:
+            x = np.asarray(image if not isinstance(image, torch.Tensor) else image.cpu())
+            if x.dtype == object:  # parsed from JSON: numbers, or lists where sizes differ
+                x = np.array(x.tolist(), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"image {i} is not an array of numbers: {expected}") from None
+        if x.ndim != 3 or x.shape[0] not in (1, 3) or 0 in x.shape:
+            raise DataError(f"image {i} has shape {tuple(x.shape)}: {expected}")
+        if x.dtype != np.uint8:
+            if x.dtype.kind not in "iuf" or not np.all((x >= 0) & (x <= 255) & (x == np.round(x))):
+                raise DataError(f"image {i} holds values other than whole numbers 0..255 "
+                                f"({x.dtype}): {expected}")
+            x = x.astype(np.uint8)
+        x = torch.tensor(x)  # a copy: MLflow hands over read-only arrays
+        if x.shape[0] == 1 and channels == 3:  # a grayscale image, as PIL converts it to RGB
+            x = x.expand(3, -1, -1)
+        out.append(x.contiguous())
+    return out

@@ -5,7 +5,9 @@
   (run creation, params, metrics, artifacts, reports and figures) while training goes on;
 - client.py: the training process's handle on the writer — no mlflow import;
 - recorder.py: what a run records, driven by fit callbacks;
-- queries.py: reading runs back (`dlx runs`, `dlx eval`, ...) — imports mlflow;
+- queries.py: reading runs back (`dlx runs`, `dlx eval`, ...) and `dlx export` — imports mlflow;
+- pyfunc.py, served_model.py: the MLflow model `dlx export` logs (a run's `dlx predict`, for
+  MLflow's serving and registry) — import mlflow;
 - redact.py: secrets out of what is logged and printed.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 PARENT_TAG = "mlflow.parentRunId"
 ERROR_TAG = "dlx.error"  # a FAILED run's one-line error (what a sweep reports for it)
+REGISTERED = "registered"  # a listed run's versions in MLflow's model registry (NAME/VERSION)
 
 
 def resolve_uri(uri: str | None, start_dir: str | Path | None = None) -> str:
@@ -46,8 +49,9 @@ def ui_link(uri: str, experiment_id: str, run_id: str | None = None, ui: str = U
 
 
 def pickles_trusted() -> bool:
-    """dlx's one pickle policy: a pickled file of a run (a CSV run's preprocessing.joblib, an
-    MLflow model exported with --format pickle) runs code when loaded, so dlx loads one only
-    when the user set MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true (MLflow's own default is true).
+    """dlx's one pickle policy: a pickled file of a run (a CSV run's preprocessing.joblib, also
+    as the served model of `dlx export` carries it; an MLflow model exported with --format
+    pickle) runs code when loaded, so dlx loads one only when the user set
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true (MLflow's own default is true).
     Weights are always read with torch.load(weights_only=True)."""
     return os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "").lower() in ("true", "1")

@@ -3,6 +3,7 @@ and `trainer.resume`: runs as plain dicts, their artifacts, and results attached
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx.errors import DlxError
-from dlx.tracking import PARENT_TAG
+from dlx.tracking import PARENT_TAG, REGISTERED
 from dlx.tracking.redact import redact
 from dlx.tracking.store import MlflowClient, MlflowException, client, mlflow, retry, store_errors
 
@@ -38,8 +39,10 @@ def children_of(uri: str, parent_id: str) -> list[dict[str, Any]]:
 
 @store_errors
 def list_runs(uri: str, experiment: str, parent_id: str | None = None, sort: str | None = None,
-              ascending: bool = True, limit: int = 50) -> list[dict[str, Any]]:
-    """Runs of an experiment (or the children of one sweep), sorted by a metric when given."""
+              ascending: bool = True, limit: int = 50,
+              versions: bool = False) -> list[dict[str, Any]]:
+    """Runs of an experiment (or the children of one sweep), sorted by a metric when given; with
+    `versions`, each with its versions in the model registry (REGISTERED: [NAME/VERSION])."""
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
@@ -50,7 +53,10 @@ def list_runs(uri: str, experiment: str, parent_id: str | None = None, sort: str
     order = [f"metrics.`{sort}` {'ASC' if ascending else 'DESC'}"] if sort else None
     runs = c.search_runs([exp.experiment_id], filter_string=filters, order_by=order,
                          max_results=limit)
-    return [row(r) for r in runs]
+    if not versions:
+        return [row(r) for r in runs]
+    found = registered(c, [r.info.run_id for r in runs])
+    return [{**row(r), REGISTERED: found.get(r.info.run_id, [])} for r in runs]
 
 
 @store_errors
@@ -100,9 +106,14 @@ def json_artifact(uri: str, run_id: str, path: str) -> dict | None:
 
 
 def download(uri: str, run_id: str, path: str) -> Path | None:
-    """A run's artifact file or folder copied to a fresh temp folder, or None if it has none."""
-    return _artifact(uri, lambda: Path(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=path, dst_path=tempfile.mkdtemp(prefix="dlx-artifact-"))))
+    """A run's artifact file or folder copied to a fresh temp folder, or None if it has none.
+    Read from the run's own artifact root: MLflow 3 resolves runs:/<run>/<name> to the run's
+    folder merged with a logged MLflow model of that name, if the run has one."""
+    def read():
+        root = client(uri).get_run(run_id).info.artifact_uri.rstrip("/")
+        return Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{root}/{path}", dst_path=tempfile.mkdtemp(prefix="dlx-artifact-")))
+    return _artifact(uri, read)
 
 
 @store_errors
@@ -121,23 +132,107 @@ def log_files_to_run(uri: str, run_id: str, files: list[Path], folder: str | Non
         retry(c.log_artifact, run_id, str(f), folder)
 
 
-@store_errors
-def export_model(uri: str, run_id: str, model, input_example, serialization_format: str) -> str:
-    """Log `model` to the finished run as an MLflow model (`dlx export`), tag it dlx.model_uri,
-    and leave the run's status and end time as they were; returns its models:/ URI."""
-    import mlflow.pytorch
-    import torch
+# the names of the MLflow models `dlx export` logs on a run: not "model", the run's own folder
+# of weights, which MLflow 3 would merge with a logged model of that name in runs:/ downloads
+SERVED, NETWORK = "served_model", "network"
 
+
+@contextlib.contextmanager
+def _logging_into(uri: str, run_id: str):
+    """A finished run made active for mlflow's log_model (which logs into the active run), then
+    given back its status and end time."""
     c = client(uri)
     before = c.get_run(run_id).info
-    with mlflow.start_run(run_id=run_id):  # log_model logs into the active run
+    try:
+        with mlflow.start_run(run_id=run_id):
+            yield
+    finally:
+        retry(c.set_terminated, run_id, before.status, end_time=before.end_time)
+
+
+def _requirements() -> list[str]:
+    """What a loader installs for an exported model (MLflow adds itself): dlx, and torch pinned."""
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", "dlx"]
+
+
+@store_errors
+def export_model(uri: str, run_id: str, model, input_example, serialization_format: str,
+                 register: str | None = None) -> tuple[str, tuple[str, str] | None]:
+    """Log `model` to the finished run as an MLflow pytorch model (`dlx export --format pt2`),
+    tag it dlx.model_uri, and leave the run's status and end time as they were; returns its
+    models:/ URI and, with `register`, the (name, version) it was registered as."""
+    import mlflow.pytorch
+
+    with _logging_into(uri, run_id):
         info = mlflow.pytorch.log_model(
-            model, name="model", input_example=input_example,
-            serialization_format=serialization_format,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "dlx"])
+            model, name=NETWORK, input_example=input_example,
+            serialization_format=serialization_format, pip_requirements=_requirements())
         mlflow.set_tag("dlx.model_uri", info.model_uri)
-    retry(c.set_terminated, run_id, before.status, end_time=before.end_time)
-    return info.model_uri
+    return info.model_uri, _register(uri, run_id, info, register)
+
+
+@store_errors
+def export_pyfunc(uri: str, run_id: str, folder: Path, inputs: dict, outputs: dict[str, str],
+                  code_paths: list[str], register: str | None = None
+                  ) -> tuple[str, tuple[str, str] | None]:
+    """Log the run's served model (dlx/tracking/pyfunc.py) to the finished run: the code file,
+    `folder` as its artifact, the signature of `inputs` -> `outputs`, and the user's own network
+    module (`code_paths`) where it is not installed; tag it dlx.model_uri and leave the run's
+    status and end time as they were. Returns its models:/ URI and, with `register`, the
+    (name, version) it was registered as."""
+    import warnings
+
+    from dlx.tracking import pyfunc
+
+    with _logging_into(uri, run_id), warnings.catch_warnings():
+        # the signature is the run's own (the served model does not take an input example,
+        # whose validation would load the model, pickles included, into this process)
+        warnings.filterwarnings("ignore", message=".*An input example was not provided",
+                                category=UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name=SERVED, python_model=str(pyfunc.CODE), artifacts={pyfunc.ARTIFACT: str(folder)},
+            signature=pyfunc.signature(inputs, outputs), pip_requirements=_requirements(),
+            code_paths=code_paths or None)
+        mlflow.set_tag("dlx.model_uri", info.model_uri)
+    return info.model_uri, _register(uri, run_id, info, register)
+
+
+def _register(uri: str, run_id: str, info, name: str | None) -> tuple[str, str] | None:
+    """A new version of registered model `name` (made if new) from the logged model `info`,
+    linked to its run."""
+    if not name:
+        return None
+    c = client(uri)
+    try:
+        c.get_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        try:
+            c.create_registered_model(name)
+        except MlflowException as again:  # made by another process meanwhile
+            if again.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+    version = retry(c.create_model_version, name, info.model_uri, run_id=run_id,
+                    model_id=info.model_id)
+    return version.name, str(version.version)
+
+
+def registered(c: MlflowClient, run_ids: list[str]) -> dict[str, list[str]]:
+    """Each run's versions in MLflow's model registry, as NAME/VERSION (newest first)."""
+    found: dict[str, list[str]] = {}
+    if not run_ids:
+        return found
+    quoted = ", ".join(f"'{r}'" for r in run_ids)
+    try:
+        versions = c.search_model_versions(f"run_id IN ({quoted})")
+    except MlflowException:  # a store without a model registry
+        return found
+    for v in sorted(versions, key=lambda v: -int(v.creation_timestamp or 0)):
+        found.setdefault(v.run_id, []).append(f"{v.name}/{v.version}")
+    return found
 
 
 def experiment_id(uri: str, name: str) -> str | None:
