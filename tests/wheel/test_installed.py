@@ -66,6 +66,8 @@ def test_every_verb_works_from_an_empty_folder(installed, tmp_path):
                                     + ",".join(["0"] * 64) + "\n")
     predicted = list(csv.DictReader(io.StringIO(run("predict", first["run_id"], "digit.csv").stdout)))
     assert len(predicted) == 1 and predicted[0]["prediction"] in [str(d) for d in range(10)]
+    exported = run("export", first["run_id"])  # the pyfunc model: dlx's code from the wheel
+    assert "mlflow.pyfunc.load_model" in exported.stdout and not exported.stderr
     completion = subprocess.run([installed.dlx], cwd=here, capture_output=True, text=True,
                                 env={**installed.env(), "_DLX_COMPLETE": "complete_bash",
                                      "COMP_WORDS": "dlx train model =", "COMP_CWORD": "3"})
