@@ -29,14 +29,9 @@ NO_CHECKPOINTS = "trainer.checkpoint_every=0"  # hundreds of tiny epochs: skip a
 
 
 def compose(*overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from fixtures.runs import compose as compose_run
 
-    from dlx.config import register
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    return compose_run(*overrides, hydra=True)
 
 
 def jobs(dlx) -> dict:

@@ -29,15 +29,9 @@ def one_thread():
 
 def compose(*overrides: str):
     """The composed config `dlx train OVERRIDES` would run (same conf/ tree, same schemas)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from fixtures.runs import compose as compose_run
 
-    from dlx.cli import CONF_DIR
-    from dlx.config import register
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return hydra_compose("config", overrides=list(overrides))
+    return compose_run(*overrides)
 
 
 def splits(*overrides: str):

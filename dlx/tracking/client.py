@@ -246,11 +246,12 @@ def shutdown(timeout: float | None = None) -> None:
         w.close(timeout)
 
 
-def drain() -> None:
+def drain(timeout: float | None = None) -> None:
     """Wait until this process's writer has done everything sent so far (a launcher's worker
-    process after each job: the sweep reads the records next); it stays up for the next job."""
+    process after each job: the sweep reads the records next; the Python API after each call);
+    it stays up for what comes next."""
     if running() and _writer.used:
-        _writer.drain()
+        _writer.drain(timeout)
 
 
 def discard() -> None:
