@@ -55,7 +55,8 @@ class Sweep:
             best = session.refitted
         results = summary.get("results")
         return cls(list(session.outcomes.values()), best, session.parent_run_id,
-                   summary.get("table") or _table(session), Path(results) if results else None)
+                   summary.get("table") or _table(session),
+                   Path(results).resolve() if results else None)
 
 
 def train(*overrides: str, config_dir: str | Path | None = None,
@@ -87,6 +88,10 @@ def _call(args: list[str], config_dir, progress):
 
     class Lines(Listener):
         """What a call says: lines for `progress`, if given; nothing otherwise."""
+
+        def point(self, text: str) -> None:
+            if progress is not None:
+                progress(text)
 
         def line(self, text: str) -> None:
             if progress is not None:

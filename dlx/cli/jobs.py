@@ -134,7 +134,7 @@ def _parse(args: list[str]):
         raise ConfigError(f"dlx train: {message}")
 
     parser.error = error
-    parsed = parser.parse_args(args)
+    parsed = parser.parse_intermixed_args(args)  # (--config-dir DIR before or after overrides)
     asked = [name for name in PRINTING if getattr(parsed, name, None)]
     if asked:
         raise ConfigError(f"--{asked[0].replace('_', '-')} prints, it trains nothing: use "

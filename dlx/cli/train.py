@@ -46,6 +46,10 @@ class Lines(Listener):
     def epochs(self, cfg) -> list:
         return progress.epochs(cfg.trainer.progress)
 
+    def point(self, text: str) -> None:
+        if self.rank == 0:
+            typer.echo(text)
+
     def line(self, text: str) -> None:
         if self.rank == 0:
             typer.echo(f"sweep: {text}")

@@ -37,8 +37,12 @@ class Listener:
     """What a caller hears while dlx trains: the CLI prints it (dlx/cli/train.py), the Python API
     hands lines to its `progress=` argument. Silent unless a method is overridden."""
 
+    def point(self, text: str) -> None:
+        """A point starts in this process: `point 7/27 (optimizer.lr=0.01) … ~1m40s left`."""
+
     def line(self, text: str) -> None:
-        """A line about the sweep: a point starting or coming back, why points are not shared."""
+        """A line about the sweep: a point back from another machine, why points are not
+        shared, the winner being refit."""
 
     def outcome(self, outcome: Outcome) -> None:
         """A point has ended in this process: its Result, or its error."""
@@ -138,7 +142,7 @@ class Session:
         """Point `num` starts in this process: its line."""
         line = self.progress.begin(num, overrides)
         if line:
-            self.listener.line(line)
+            self.listener.point(line)
 
     def train(self, group: list[Point], fuse: str = "auto") -> list[Outcome]:
         """Points trained together in this process (dlx/sweep/points.py), as the parent's
