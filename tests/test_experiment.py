@@ -148,7 +148,8 @@ def test_mnist_presets_run_on_local_files(dlx, tmp_path):
     assert runs["seed_mnist_cnn_keras"].data.metrics["test_accuracy"] >= 0.5
     ae = runs["seed_autoencoder"]
     assert "test_mse" in ae.data.metrics
-    assert "plots/reconstructions.png" in {a.path for a in dlx.client().list_artifacts(ae.info.run_id, "plots")}
+    plots = dlx.client().list_artifacts(ae.info.run_id, "plots")
+    assert "plots/reconstructions.png" in {a.path for a in plots}
 
 
 def test_cifar10_preset_runs_on_local_files(dlx, tmp_path):

@@ -542,7 +542,8 @@ def test_two_gloo_ranks_log_one_run_on_disjoint_shards_matching_one_process(dlx)
     assert min(shards["rows_per_rank"]) >= shards["rows"] // 2 - 32  # about half each
 
     # metrics follow the 1-process run within the stated tolerance
-    ddp_val, one_val = _values(client, run.info.run_id, "val_loss"), _values(client, one.info.run_id, "val_loss")
+    ddp_val = _values(client, run.info.run_id, "val_loss")
+    one_val = _values(client, one.info.run_id, "val_loss")
     assert len(ddp_val) == len(one_val) == 3
     assert max(abs(a - b) for a, b in zip(ddp_val, one_val)) <= 0.01, (ddp_val, one_val)
     assert abs(run.data.metrics["test_accuracy"] - one.data.metrics["test_accuracy"]) <= 0.01

@@ -68,10 +68,11 @@ def run(args: list[str], listener: Listener | None = None) -> Result | Session:
 class Task:
     """What Hydra runs for each job: the job's Point (its config, and its runtime read from
     Hydra's job node), trained by the sweep layer. A plain run's Task returns the Outcome (`run`
-    raises its failure: a job that raises makes Hydra write to stderr). A sweep's Task carries the session (dlx's launchers and sweepers
-    read it: dlx.sweep.session.session_of) and hands it each job Hydra's basic launcher runs in
-    this process; Hydra's joblib and submitit launchers pickle it for their worker processes,
-    which get the sweep's parent run and no session (`__getstate__`)."""
+    raises its failure: a job that raises makes Hydra write to stderr). A sweep's Task carries
+    the session (dlx's launchers and sweepers read it: dlx.sweep.session.session_of) and hands
+    it each job Hydra's basic launcher runs in this process; Hydra's joblib and submitit
+    launchers pickle it for their worker processes, which get the sweep's parent run and no
+    session (`__getstate__`)."""
 
     def __init__(self, listener: Listener, session: Session | None = None):
         self.listener, self.session = listener, session

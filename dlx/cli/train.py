@@ -20,8 +20,8 @@ from dlx.cli.app import CONF_DIR, app, debug, err
 from dlx.runtime import rank
 from dlx.sweep.session import Listener
 
-NO_JOB = {"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
-          "--hydra-help", "--version"}  # Hydra prints these (hydra.main), nothing trains
+NO_JOB = frozenset({"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
+                    "--hydra-help", "--version"})  # Hydra prints these (hydra.main), nothing trains
 DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
 
 
@@ -114,7 +114,7 @@ def train(ctx: typer.Context) -> None:
             client.shutdown(timeout=DRAIN_AFTER_INTERRUPT)
         except (DlxError, KeyboardInterrupt):
             pass
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except BaseException:
         client.discard()
         raise
@@ -180,7 +180,7 @@ def _show(args: list[str]) -> None:
         args = prepare(args)  # paths in any language, as typed
     except DlxError as e:
         err(str(e))
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     sys.argv = ["dlx train", *args]
     main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(_no_job)
     held = None if debug() else ComposeErrors(sys.stderr)
@@ -202,14 +202,14 @@ def _show(args: list[str]) -> None:
             raise
         restore(drop=True)
         err(str(e))
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except SystemExit as e:  # Hydra exits 1 on a composition error, after writing it to stderr
         if held is None or not held.held:
             raise
         message = held.one_line()
         restore(drop=True)
         err(message)
-        raise typer.Exit(e.code if isinstance(e.code, int) else 1)
+        raise typer.Exit(e.code if isinstance(e.code, int) else 1) from None
     finally:
         restore(drop=False)
 

@@ -97,8 +97,8 @@ def _on_cuda(config: DictConfig) -> bool:
 
 def groups(jobs: list[Job], share_prefixes: bool, lrs: bool) -> tuple[list[list[Job]], str | None]:
     """The jobs grouped by everything but trainer.epochs (and with `lrs` optimizer.lr, and
-    cross-validated dataset.batch_size too), in job order, and why jobs that differ only in trainer.epochs were not grouped (None when they
-    were, or there were none)."""
+    cross-validated dataset.batch_size too), in job order, and why jobs that differ only in
+    trainer.epochs were not grouped (None when they were, or there were none)."""
     def rest(job: Job, skip: tuple[str, ...]) -> tuple:
         return tuple(o for o in job.overrides if not o.lstrip("+").startswith(skip))
 

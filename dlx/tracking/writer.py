@@ -254,7 +254,8 @@ class Handler:
 # each message type's handler: what the writer carries out for it
 HANDLERS = {
     m.Open: Handler.open, m.Outage: Handler.outage, m.StartRun: Handler.start_run,
-    m.LogMetrics: Handler.log_metrics, m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files, m.Figure: Handler.figure,
+    m.LogMetrics: Handler.log_metrics, m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files,
+    m.Figure: Handler.figure,
     m.Classification: Handler.classification, m.Inputs: Handler.inputs,
     m.SystemMetrics: Handler.system_metrics, m.LoggedSteps: Handler.logged_steps,
     m.EndRun: Handler.end_run, m.StartSweep: sweeps.start_sweep,
