@@ -159,11 +159,15 @@ class Session:
         if node is None and not outcome.lost:
             self.heard.add(outcome.output_dir)
             self.listener.outcome(outcome)
-        else:
+        else:  # `point 3/8 (...) on 10.0.0.2: val_loss=0.1234 … ~20s left`
             trainer = outcome.point.cfg.trainer
-            said = f"lost: {outcome.error}" if outcome.lost else f"on {node}: failed" \
-                if outcome.objective is None else \
-                f"on {node}: {objective_key(trainer.monitor, trainer.cv_folds)}={outcome.objective:.4f}"
+            if outcome.lost:
+                said = f"lost: {outcome.error}"
+            elif outcome.objective is None:
+                said = f"on {node}: failed"
+            else:
+                key = objective_key(trainer.monitor, trainer.cv_folds)
+                said = f"on {node}: {key}={outcome.objective:.4f}"
             self.listener.line(f"{self.progress.label(num, outcome.overrides)} {said}"
                                f"{self.progress.left()}")
         return sweeper_objective(outcome)
