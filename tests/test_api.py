@@ -51,6 +51,26 @@ def test_train_records_what_dlx_train_records_and_runs_again_in_the_same_process
     assert runs[second.run_id].data.params["optimizer.lr"] == "0.05"
 
 
+def test_calls_from_two_folders_record_each_in_its_own(tmp_path, empty_store, monkeypatch):
+    """A notebook that changes folder between calls: each run, its store and its artifacts are
+    where the call was made, as with `dlx train` started there."""
+    import shutil
+
+    from fixtures.runs import Dlx
+
+    for name in ("a", "b"):
+        here = Dlx(tmp_path / name)
+        here.cwd.mkdir()
+        shutil.copy(empty_store, here.cwd / "mlflow.db")
+        monkeypatch.chdir(here.cwd)
+        with in_process():
+            result = dlx.train(*SMALL, "trainer.epochs=1")
+        (run,) = here.runs()
+        assert run.info.run_id == result.run_id
+        artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+        assert artifacts.is_relative_to(here.cwd) and (artifacts / "config.yaml").is_file()
+
+
 def test_errors_are_dlx_errors_with_the_line_the_cli_prints(here):
     with pytest.raises(dlx.ConfigError) as bad:
         dlx.train(*SMALL, "trainer.device=tpu")

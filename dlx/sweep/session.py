@@ -125,10 +125,10 @@ class Session:
         from dlx.tracking import client, resolve_uri
 
         config = self.config
-        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()  # (the writer has a cwd of its own)
         self.parent_run_id = client.writer().call(m.StartSweep(
             resolve_uri(config.tracking.uri), config.tracking.experiment, f"sweep_{sweep_dir.name}",
-            {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir.resolve()),
+            {"dlx.kind": "sweep", "dlx.output_dir": str(sweep_dir),
              "dlx.monitor": config.trainer.monitor},
             {"sweep.overrides": " ".join(config.hydra.overrides.task)}, str(sweep_dir), run_id))
         return self.parent_run_id
@@ -216,7 +216,7 @@ class Session:
                 self.summary = client.writer().call(m.FinishSweep(
                     self.parent_run_id,
                     objective_key(config.trainer.monitor, config.trainer.get("cv_folds", 0)),
-                    self.mode, str(Path(config.hydra.sweep.dir)), lost))
+                    self.mode, str(Path(config.hydra.sweep.dir).resolve()), lost))
             self.closed = True
             if config.trainer.get("cv_folds", 0) > 1 and config.trainer.cv_refit == "best":
                 self.refit()

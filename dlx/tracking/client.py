@@ -85,6 +85,7 @@ class Writer:
 
     def __init__(self):
         debug = os.environ.get("DLX_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1"
+        self.cwd = os.getcwd()  # where the writer runs: what relative paths there mean
         self.proc = _spawn(debug)
         self._seq = itertools.count(1)
         self._cond = threading.Condition()
@@ -218,7 +219,12 @@ def writer() -> Writer:
 
 
 def start() -> None:
-    """Start the writer now, so that mlflow imports while the caller imports torch."""
+    """Start the writer now, so that mlflow imports while the caller imports torch. One that
+    runs in another working directory than the caller's now (a notebook that changed folder
+    between two dlx.train calls) is finished first: a new store's default artifact folder,
+    ./mlruns, is the writer's."""
+    if running() and _writer.cwd != os.getcwd():
+        shutdown()
     writer()
 
 
