@@ -437,8 +437,8 @@ def test_cv_options_out_of_range_are_one_line_naming_the_values(dlx, override, n
 def test_a_sweep_refits_its_winner_without_a_store(dlx):
     """trainer.cv_refit=best with tracking off: the sweep's session knows each point's score and
     config, so its winner is refit and tested all the same (nothing is recorded)."""
-    proc = dlx.train("-m", "model=logistic", "trainer.epochs=1,2", "trainer.cv_folds=3",
-                     "tracking.enabled=false")
+    proc = dlx.train("-m", "model=logistic", "dataset=synthetic_logistic", "trainer.epochs=1,2",
+                     "trainer.cv_folds=3", "trainer.cv_workers=1", "tracking.enabled=false")
     out = proc.stdout.splitlines()
     (refit,) = [i for i, line in enumerate(out) if line.startswith("sweep: refitting the winner")]
     assert "on all of train+val (trainer.cv_refit=best)" in out[refit]
