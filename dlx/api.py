@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 DRAIN_AFTER_INTERRUPT = 30  # seconds a call waits for the writer after Ctrl-C, as the CLI does
 
 
-@dataclass
+@dataclass(repr=False)
 class Sweep:
     """What `dlx.sweep(...)` gives back, as GridSearchCV's best_params_ / cv_results_ do."""
 
@@ -46,6 +46,10 @@ class Sweep:
     def failed(self) -> list[Outcome]:
         """The points that failed or were lost (each with its `error` line)."""
         return [p for p in self.points if p.result is None]
+
+    def __repr__(self) -> str:
+        return (f"Sweep({len(self.points)} points, {len(self.failed)} failed, "
+                f"best={self.best!r}, parent_run_id={self.parent_run_id!r})")
 
     @classmethod
     def of(cls, session) -> Sweep:

@@ -18,7 +18,7 @@ from dlx.runtime import Point, Result, rank
 from dlx.sweep.workers import Workers
 
 
-@dataclass
+@dataclass(repr=False)
 class Outcome:
     """What became of one point: its Result, or the line `dlx train` prints for why it has none."""
 
@@ -53,6 +53,11 @@ class Outcome:
     @property
     def overrides(self) -> list[str]:
         return list(self.point.runtime.overrides)
+
+    def __repr__(self) -> str:
+        said = f"error={self.error!r}" if self.result is None else \
+            f"objective={self.objective!r}, run_id={self.result.run_id!r}"
+        return f"Outcome(overrides={self.overrides!r}, {said})"
 
 
 def train(points: list[Point], callbacks=(), fuse: str = "auto", workers: Workers | None = None,
