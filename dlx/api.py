@@ -29,8 +29,6 @@ from dlx.runtime import Result
 if TYPE_CHECKING:
     from dlx.sweep.points import Outcome
 
-DRAIN_AFTER_INTERRUPT = 30  # seconds a call waits for the writer after Ctrl-C, as the CLI does
-
 
 @dataclass(repr=False)
 class Sweep:
@@ -114,8 +112,8 @@ def _call(args: list[str], config_dir, progress):
             done = jobs.run(args, Lines())
         except KeyboardInterrupt:
             with contextlib.suppress(DlxError, KeyboardInterrupt):
-                client.drain(DRAIN_AFTER_INTERRUPT)
-            raise Interrupted("interrupted; the run was marked KILLED") from None
+                client.drain(client.DRAIN_AFTER_INTERRUPT)
+            raise Interrupted(interrupts.SAID) from None
         except DlxError:
             with contextlib.suppress(DlxError):
                 client.drain()  # what the failed run recorded is in the store

@@ -14,6 +14,9 @@ import signal
 import threading
 
 
+SAID = "interrupted; the run was marked KILLED"  # dlx's line when Ctrl-C or SIGTERM ended a run
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM ended a run or sweep of the Python API; every run it reached ended
     KILLED. A KeyboardInterrupt: `except Exception` does not swallow it."""

@@ -22,7 +22,6 @@ from dlx.sweep.session import Listener
 
 NO_JOB = frozenset({"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
                     "--hydra-help", "--version"})  # Hydra prints these (hydra.main), nothing trains
-DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
 
 
 class Overrides(typer.core.TyperCommand):
@@ -109,9 +108,9 @@ def train(ctx: typer.Context) -> None:
             err(str(e))
             code = code or 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it arrived
-        err("interrupted; the run was marked KILLED")
+        err(interrupts.SAID)
         try:
-            client.shutdown(timeout=DRAIN_AFTER_INTERRUPT)
+            client.shutdown(timeout=client.DRAIN_AFTER_INTERRUPT)
         except (DlxError, KeyboardInterrupt):
             pass
         raise typer.Exit(130) from None

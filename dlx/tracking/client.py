@@ -27,6 +27,7 @@ from dlx.errors import DlxError
 from dlx.tracking.messages import Drain, Message, Open
 
 _HEADER = struct.Struct(">Q")
+DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
 
 
 def write_frame(stream, message: Any) -> None:
