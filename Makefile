@@ -52,8 +52,8 @@ test-browser: install   ## `dlx ui` in headless Chromium (CI): lists the run, sh
 test-cluster: install   ## real engines on 127.0.0.1 and two network namespaces: PostgreSQL + mlflow server, outages, a two-node Ray cluster, Optuna workers, submitit, torchrun nodes (CI)
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
-lint: install
-	$(BIN)/ruff check dlx tests benchmarks
+lint: install           ## ruff with the rule set in pyproject.toml (CI)
+	$(BIN)/ruff check dlx tests benchmarks hydra_plugins
 
 ui: install             ## MLflow UI over ./mlflow.db on http://127.0.0.1:5000
 	$(BIN)/dlx ui

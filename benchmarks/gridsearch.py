@@ -124,7 +124,8 @@ def main() -> None:
     rows.append(dlx_row)
     for r in rows:
         r[3] = f"{r[3]:.4f}"
-    body = [common.header(), "", f"Command: `python benchmarks/gridsearch.py{' --quick' if opts.quick else ''}`; "
+    quick = " --quick" if opts.quick else ""
+    body = [common.header(), "", f"Command: `python benchmarks/gridsearch.py{quick}`; "
             "the default CNN on digits (train+val pooled for the folds, the test split held out), "
             "whole processes, one after the other.", "",
             common.table(["what", "wall s", "fits", "winner's test accuracy", "winner"], rows)]

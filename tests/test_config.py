@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from dlx.config import SCHEMAS, register
+from dlx.config import SCHEMAS
 from dlx.config.validate import COMBINATIONS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -18,14 +18,10 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 @pytest.fixture(scope="module")
 def compose():
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from dlx.config.composing import composer
 
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        yield lambda *overrides: hydra_compose("config", overrides=list(overrides))
+    with composer() as compose_one:
+        yield compose_one
 
 
 def _default(f: dataclasses.Field):

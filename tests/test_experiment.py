@@ -29,14 +29,9 @@ NO_CHECKPOINTS = "trainer.checkpoint_every=0"  # hundreds of tiny epochs: skip a
 
 
 def compose(*overrides: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from fixtures.runs import compose as compose_run
 
-    from dlx.config import register
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    return compose_run(*overrides, hydra=True)
 
 
 def jobs(dlx) -> dict:
@@ -153,7 +148,8 @@ def test_mnist_presets_run_on_local_files(dlx, tmp_path):
     assert runs["seed_mnist_cnn_keras"].data.metrics["test_accuracy"] >= 0.5
     ae = runs["seed_autoencoder"]
     assert "test_mse" in ae.data.metrics
-    assert "plots/reconstructions.png" in {a.path for a in dlx.client().list_artifacts(ae.info.run_id, "plots")}
+    plots = dlx.client().list_artifacts(ae.info.run_id, "plots")
+    assert "plots/reconstructions.png" in {a.path for a in plots}
 
 
 def test_cifar10_preset_runs_on_local_files(dlx, tmp_path):

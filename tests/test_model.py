@@ -29,15 +29,9 @@ def one_thread():
 
 def compose(*overrides: str):
     """The composed config `dlx train OVERRIDES` would run (same conf/ tree, same schemas)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from fixtures.runs import compose as compose_run
 
-    from dlx.cli import CONF_DIR
-    from dlx.config import register
-
-    register()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return hydra_compose("config", overrides=list(overrides))
+    return compose_run(*overrides)
 
 
 def splits(*overrides: str):
@@ -118,7 +112,8 @@ def test_mlp_options_build_what_they_say():
     spec = Spec("multiclass", (1, 8, 8), 10)
     m = MLP(spec, hidden_sizes=[32, 16, 8], activation="tanh", batchnorm=True)
     linears = [layer for layer in m.net if isinstance(layer, nn.Linear)]
-    assert [(layer.in_features, layer.out_features) for layer in linears] == [(64, 32), (32, 16), (16, 8), (8, 10)]
+    assert [(layer.in_features, layer.out_features) for layer in linears] == \
+        [(64, 32), (32, 16), (16, 8), (8, 10)]
     assert sum(isinstance(layer, nn.Tanh) for layer in m.net) == 3
     assert [layer.num_features for layer in m.net if isinstance(layer, nn.BatchNorm1d)] == [32, 16, 8]
     drop = [layer for layer in m.net if isinstance(layer, nn.Dropout)]
@@ -320,7 +315,8 @@ BAD_BUILDS = [
     (["model=transformer"], "model=transformer needs sequences"),
     (["model=gru", "dataset=synthetic_logistic"], "no sequence axis"),
     (["model=cnn", "dataset=synthetic_sequence"], "model=cnn needs image data"),
-    (["model=transformer", "model.num_heads=3", "dataset=synthetic_sequence"], "must divide model.d_model=64"),
+    (["model=transformer", "model.num_heads=3", "dataset=synthetic_sequence"],
+     "must divide model.d_model=64"),
     (["model=cnn", "model.kernel_size=[3,3,3]"], "3 sizes for 2 conv blocks"),
     (["model=cnn", "model.kernel_size=0"], "model.kernel_size=0 must be a size > 0"),
     (["model=resnet18", "model.pretrained=/nowhere/resnet18.pth"],

@@ -56,7 +56,7 @@ def test_runs_table_is_readable_at_the_terminal_width(table, columns):
     out = table("runs").stdout
     lines = out.splitlines()
     assert all(len(line) <= columns for line in lines if "http" not in line), out
-    runs = [r for r in table.runs()]
+    runs = list(table.runs())
     for r in runs:  # every name whole, on one line
         assert any(line.strip().startswith(r.info.run_name) for line in lines), r.info.run_name
     header = next(line for line in lines if line.strip().startswith("name"))

@@ -101,16 +101,6 @@ def test_runs_table_lists_and_sorts(dlx):
     assert bad.returncode == 1 and "no experiment 'nope'" in bad.stderr
 
 
-def test_optuna_sweep_runs_n_trials_and_records_the_best(dlx):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    dlx.train("-m", "sweep=optuna", "hydra.sweeper.n_trials=6", "model=mlp", "trainer.epochs=1")
-    parent, children = _sweep(dlx)
-    assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
-    best = min(children, key=lambda c: c.data.metrics["val_loss"])
-    assert parent.data.tags["dlx.best_run_id"] == best.info.run_id
-    assert len({c.data.params["optimizer.lr"] for c in children}) == 6
-
-
 @pytest.mark.slow
 def test_joblib_sweep_loses_no_run(dlx):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")

@@ -114,6 +114,9 @@ def test_optuna_prunes_trials_that_do_worse_and_ends_them_finished(dlx):
               "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.pruner.n_warmup_steps=1")
     parent, children = _children(dlx)
     assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.params["optimizer.lr"] for c in children}) == 8  # 8 trials, 8 points
+    best = min(children, key=lambda c: c.data.metrics["val_loss"])
+    assert parent.data.tags["dlx.best_run_id"] == best.info.run_id
     pruned = [c for c in children if c.data.tags.get("dlx.pruned") == "true"]
     assert pruned, "no trial was pruned"
     for c in pruned:

@@ -1,6 +1,7 @@
-"""`dlx.run.train_group`: the points that share one training, handed over explicitly (as dlx's
-launcher hands them), each ending as its own run would: a point's epochs as milestones of the
-longest, lr points as networks of their own (one after the other, or stacked in the one loop)."""
+"""The sweep layer's group training (dlx.sweep.group.train_group): the points that share one
+training, handed over explicitly (as dlx's launchers hand them), each ending as its own run
+would: a point's epochs as milestones of the longest, lr points as networks of their own (one
+after the other, or stacked in the one loop), cross-validated folds shared the same way."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def _grid(dlx, *extra):
 
 
 def test_a_group_of_epochs_and_lrs_gives_each_point_what_its_own_run_gives(dlx):
-    from dlx.run import train, train_group
+    from dlx.run import train
+    from dlx.sweep.group import train_group
 
     with in_process():
         grouped = train_group(_grid(dlx, "regularizer=[dropout]"), fuse="false")
@@ -57,7 +59,7 @@ class Calls:
 
 
 def test_stacked_networks_hear_every_callback_a_plain_run_hears(dlx):
-    from dlx.run import train_group
+    from dlx.sweep.group import train_group
 
     plain, stacked = Calls(), Calls()
     with in_process():
@@ -73,7 +75,7 @@ def test_stacked_networks_hear_every_callback_a_plain_run_hears(dlx):
 
 def test_a_stacked_network_that_diverges_fails_only_its_own_point(dlx):
     from dlx.errors import TrainingError
-    from dlx.run import train_group
+    from dlx.sweep.group import train_group
 
     with in_process():
         good, bad = train_group([point(dlx, *SMALL, "trainer.epochs=2", "optimizer=sgd",
@@ -99,7 +101,7 @@ def test_cross_validated_points_share_each_folds_training_and_score_as_their_own
     """Fold k of a network trained once to 3 epochs gives the 1-epoch point's fold-k score too:
     the same numbers as each point cross-validated on its own (its folds in this process, the
     group's in two worker processes)."""
-    from dlx.run import train, train_group
+    from dlx.sweep.group import train_group
 
     cv = ("trainer.cv_folds=3", "trainer.cv_refit=none")
     with in_process():
@@ -107,7 +109,7 @@ def test_cross_validated_points_share_each_folds_training_and_score_as_their_own
     alone = []
     for p in _grid(dlx, *cv, "trainer.cv_workers=1"):
         with in_process():
-            alone.append(train(p.cfg, p.runtime))
+            alone += train_group([p])  # a cross-validated point on its own
     client = dlx.client()
     for (epochs, lr), g, a in zip(GRID, grouped, alone):
         assert g.objective == a.objective, (epochs, lr)  # the folds' mean val_loss, exact

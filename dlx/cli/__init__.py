@@ -3,7 +3,8 @@ are imported inside the verbs, so `dlx --help` stays fast; this package is the o
 that prints to the user.
 
     app.py       the Typer app and one-line errors
-    train.py     `dlx train`: the Hydra entry point
+    train.py     `dlx train`: a run's or a sweep's outcomes as lines
+    jobs.py      the Hydra adapter `dlx train` and dlx.train/dlx.sweep share (prints nothing)
     overrides.py Hydra's command-line grammar: paths made safe, composition errors in one line
     commands.py  eval, predict, explain, export, runs, ui
     sync.py      sync: a tracking outage's spool uploaded
@@ -37,8 +38,6 @@ def run() -> None:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     if "hydra_plugins.hydra_joblib_launcher._core" in sys.modules:
         sys.exit(code)  # a joblib sweep: a normal exit stops the workers it kept (on our stdout)
-    if "dlx.training.cv" in sys.modules:  # cross-validation's fold workers (on our stdout)
-        sys.modules["dlx.training.cv"].shutdown()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

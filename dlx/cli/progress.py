@@ -7,16 +7,7 @@ import sys
 
 import typer
 
-from dlx.training.callbacks import Callback
-
-
-def _line(epoch: int, metrics: dict[str, float]) -> str:
-    return f"epoch {epoch}: " + "  ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-
-
-class Plain(Callback):
-    def on_epoch_end(self, epoch, metrics):
-        typer.echo(_line(epoch, metrics))
+from dlx.training.callbacks import Callback, Lines, epoch_line
 
 
 class Bar(Callback):
@@ -39,9 +30,9 @@ class Bar(Callback):
     def on_epoch_end(self, epoch, metrics):
         self.bar.remove_task(self.task)
         self.bar.stop()
-        self.console.print(_line(epoch, metrics))
+        self.console.print(epoch_line(epoch, metrics))
 
 
 def epochs(bar: bool) -> list[Callback]:
     """trainer.progress: a bar on a terminal, plain lines when off or not a TTY."""
-    return [Bar() if bar and sys.stdout.isatty() else Plain()]
+    return [Bar() if bar and sys.stdout.isatty() else Lines(typer.echo)]

@@ -1,5 +1,8 @@
-"""`dlx train`: the Hydra entry point. Arguments are Hydra overrides, handed to Hydra unchanged
-(-m, --cfg job, +key, ~key, hydra/launcher=...); every job runs `dlx.run.train`.
+"""`dlx train`: one run, or a sweep with -m. Arguments are Hydra overrides, handed to Hydra as
+typed (-m, --cfg job, +key, ~key, hydra/launcher=..., --config-dir DIR). The Hydra adapter
+(dlx/cli/jobs.py) runs them; this command turns what comes back into lines: the epochs, each
+point's test metrics and run, the sweep's winner, one `dlx: error:` line per failure, and the
+exit code (1: something failed, 130: interrupted).
 
 The tracking writer is started first, so that mlflow imports on another core while this process
 imports Hydra and torch; at the end dlx waits for it to finish (nothing is lost).
@@ -14,11 +17,11 @@ import typer
 from dlx import interrupts
 from dlx.cli import progress
 from dlx.cli.app import CONF_DIR, app, debug, err
-from dlx.cli.overrides import ComposeErrors, prepare
 from dlx.runtime import rank
+from dlx.sweep.session import Listener
 
-NO_JOB = {"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--hydra-help"}
-DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
+NO_JOB = frozenset({"--help", "-h", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc",
+                    "--hydra-help", "--version"})  # Hydra prints these (hydra.main), nothing trains
 
 
 class Overrides(typer.core.TyperCommand):
@@ -32,214 +35,43 @@ class Overrides(typer.core.TyperCommand):
                 for c in overrides(ctx.args, incomplete, ctx.params.get("config_dir"))]
 
 
-class TrainJobs:
-    """One `dlx train` process: its DDP rank, the failures of its jobs, and Hydra's composition
-    errors held back until a job starts."""
+class Lines(Listener):
+    """What `dlx train` prints while it trains: the epochs (a bar on a terminal), `sweep: ...`
+    lines, and each point's outcome as it ends. Under torchrun only rank 0 speaks: every rank
+    meets the same problem, said once."""
 
-    def __init__(self):
-        self.rank = rank()  # under torchrun several processes run this; rank 0 speaks
-        self.failures: list[str] = []
-        self.stderr: ComposeErrors | None = None
+    def __init__(self, rank: int):
+        self.rank = rank
 
-    def __getstate__(self) -> dict:
-        """What a launcher's worker process gets (joblib pickles the task): not this process's
-        stderr, which Hydra's composition is still writing through."""
-        return {**self.__dict__, "stderr": None}
+    def epochs(self, cfg) -> list:
+        return progress.epochs(cfg.trainer.progress)
 
-    def fail(self, message: str) -> None:
-        self.failures.append(message)
-        if self.rank == 0:  # every rank meets the same problem: say it once
-            err(message)
-
-    def task(self, cfg, group: list = (), results: list | None = None, fuse: str = "auto",
-             result=None) -> float | None:
-        """What Hydra runs for every job: `dlx.run.train_group`, its problems as one line each. A
-        failed job returns the worst finite objective, so a sweeper ranks it last and goes on
-        (a NaN or None would stop Optuna). dlx's launcher gives the first job of a group the
-        other points that share its training (`group`; their results go to `results`), and each
-        of those jobs the `result` it got."""
-        if self.stderr is not None:
-            self.stderr.release()
-        from hydra.core.hydra_config import HydraConfig
-
-        from dlx.sweep.launcher import progress as sweep
-
-        hydra = HydraConfig.get()
-        line = sweep.begin(hydra.job.num, list(hydra.overrides.task)) \
-            if hydra.job.get("num") is not None else None
-        if line and self.rank == 0:
-            typer.echo(line)  # point 7/27 (...) ... ~1m40s left
-        worst = sys.float_info.max if cfg.trainer.monitor_mode == "min" else -sys.float_info.max
-        try:
-            if result is None:
-                result = self._train(cfg, list(group), results, fuse)
-            return self._say(result, worst)
-        finally:
-            if line:
-                sweep.end()
-
-    def _train(self, cfg, group: list, results: list | None, fuse: str):
-        """This job's Result (or the error it met), training `group` with it; their results
-        (or errors) in order into `results`."""
-        from hydra.core.hydra_config import HydraConfig
-
-        from dlx.config import validate
-        from dlx.errors import ConfigError, DlxError
-        from dlx.runtime import Point, Runtime
-
-        points = [Point(cfg, Runtime.of(HydraConfig.get())), *group]
-        out: list = [None] * len(points)
-        valid = []
-        for i, p in enumerate(points):
-            try:
-                validate(p.cfg)  # a bad config is reported before torch is imported
-                if p.runtime.sweep and p.cfg.trainer.cv_folds > 1 and \
-                        p.cfg.trainer.cv_refit == "best" and not p.cfg.tracking.enabled:
-                    raise ConfigError(
-                        "trainer.cv_refit=best refits the sweep's winner, which is picked from "
-                        "the tracking store, and tracking.enabled=false: turn tracking on, or set "
-                        "trainer.cv_refit=all (or none)")
-                valid.append(i)
-            except DlxError as e:
-                out[i] = e
-        if valid:
-            try:
-                if self.rank == 0:
-                    from dlx.tracking.recorder import prepare
-
-                    prepare(cfg)  # the writer opens the store while this process imports torch
-                from dlx.run import train_group
-
-                trained = train_group([points[i] for i in valid],
-                                      progress.epochs(cfg.trainer.progress), fuse)
-            except Exception as e:  # noqa: BLE001 - every point of the group met it
-                trained = [e] * len(valid)
-            for i, r in zip(valid, trained):
-                out[i] = r
-            from dlx.sweep.callback import in_worker
-            from dlx.tracking import client
-
-            if in_worker():  # a launcher's worker process: its records are complete when it returns
-                client.drain()
-        if results is not None:
-            results.extend(out[1:])
-        return out[0]
-
-    def _say(self, result, worst: float) -> float | None:
-        """A job's Result as the lines the user reads, its objective for the sweeper; an error
-        as one line, and the worst objective."""
-        from dlx.errors import DlxError
-
-        if isinstance(result, BaseException):
-            if debug():
-                raise result
-            from dlx.errors import describe
-            from dlx.tracking.redact import redact  # an unexpected message may quote a URI
-
-            self.fail(str(result) if isinstance(result, DlxError) else redact(describe(result)))
-            return worst
+    def point(self, text: str) -> None:
         if self.rank == 0:
-            test = "  ".join(f"{k}={v:.4f}" for k, v in result.test.items())
-            where = (f"run {result.run_name} ({result.run_id})" if result.run_id
-                     else "not tracked (tracking.enabled=false)")
-            typer.echo(f"{test}\n{where}; files in {result.output_dir}")
-            if result.link:
-                typer.echo(f"  {result.link}")
-        return result.objective
+            typer.echo(text)
 
-    def run(self, args: list[str]) -> None:
-        """Hydra's main over `args`; exits 1 when a job failed, 130 when interrupted."""
-        import hydra
+    def line(self, text: str) -> None:
+        if self.rank == 0:
+            typer.echo(f"sweep: {text}")
 
-        from dlx.config import register
-        from dlx.errors import DlxError
-        from dlx.sweep import launcher
-        from dlx.sweep.callback import SweepTracking
+    def outcome(self, outcome) -> None:
+        if outcome.result is not None:
+            self.result(outcome.result)
+        elif debug() and outcome.exception is not None:
+            raise outcome.exception
+        elif self.rank == 0:
+            err(outcome.error)
 
-        launcher.say = lambda line: typer.echo(f"sweep: {line}")
-        register()
-        main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(self.task)
-        try:
-            args = prepare(args)  # paths in any language, as typed
-        except DlxError as e:
-            err(str(e))
-            raise typer.Exit(1)
-        sys.argv = ["dlx train", *args]
-        scratch = None
-        if self.rank > 0:  # a DDP rank other than 0 (torchrun): it trains, rank 0 keeps the run dir
-            import tempfile
-
-            scratch = tempfile.mkdtemp(prefix=f"dlx-rank{self.rank}-")
-            sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
-        self.stderr = None if debug() else ComposeErrors(sys.stderr)
-        try:
-            if self.stderr is not None:
-                sys.stderr = self.stderr
-            main()
-        except ValueError as e:  # Hydra's own argument checks (e.g. --cfg together with -m)
-            if debug():
-                raise
-            self._restore_stderr(clear=True)
-            err(str(e))
-            raise typer.Exit(1)
-        except SystemExit as e:  # Hydra exits 1 on a composition error, after writing it to stderr
-            if self.stderr is None or self.stderr.passthrough or not self.stderr.held:
-                raise
-            message = self.stderr.one_line()
-            self._restore_stderr(clear=True)
-            err(message)
-            raise typer.Exit(e.code if isinstance(e.code, int) else 1)
-        finally:
-            self._restore_stderr()
-            if scratch:
-                import shutil
-
-                shutil.rmtree(scratch, ignore_errors=True)
-        if self.rank > 0:
-            raise typer.Exit(1 if self.failures else 0)
-        if SweepTracking.last.get("refit"):
-            self._refit(*SweepTracking.last["refit"])
-        self._report(SweepTracking.last)
-
-    def _refit(self, run_id: str, uri: str) -> None:
-        """trainer.cv_refit=best: the sweep's winner trained on all of train+val, into its run."""
-        from dlx.run import refit
-
-        typer.echo(f"sweep: refitting the winner ({run_id}) on all of train+val "
-                   "(trainer.cv_refit=best)")
-        try:
-            result = refit(run_id, uri)
-        except Exception as e:  # noqa: BLE001 - reported as one line, as a job's failure
-            result = e
-        self._say(result, 0.0)
-
-    def _restore_stderr(self, clear: bool = False) -> None:
-        if self.stderr is not None:
-            sys.stderr = self.stderr.stream
-            if clear:
-                self.stderr.held.clear()
-            elif not self.stderr.passthrough:
-                self.stderr.release()
-
-    def _report(self, sweep: dict) -> None:
-        if sweep.get("best"):
-            b, key = sweep["best"], sweep["key"]
-            typer.echo(f"sweep: best of {sweep['n_children']} runs is {b['run_name']} "
-                       f"({b['run_id']}) with {key}={b['metrics'][key]:.4f}; parent run "
-                       f"{sweep['parent_run_id']}; all results in {sweep['results']}")
-        if sweep.get("parent_run_id") or not self.failures:
-            typer.echo("browse runs: dlx ui (the links open there)")
-        from dlx.sweep.launcher import lost  # points whose worker died (Ray): dir -> why
-
-        for name, error, output_dir in sweep.get("failed", [])[len(self.failures):]:
-            # a job in a worker process (submitit, Ray, joblib)
-            self.fail(f"{name}: {lost.pop(output_dir, error)}")
-        for output_dir, why in lost.items():  # lost before its run started
-            self.fail(f"{output_dir}: {why}")
-        if self.failures:
-            if len(self.failures) > 1:
-                err(f"{len(self.failures)} jobs failed")
-            raise typer.Exit(1)
+    def result(self, result) -> None:
+        """`test_accuracy=0.9812 ...`, the run and its files, the run's page in MLflow's UI."""
+        if self.rank != 0:
+            return
+        test = "  ".join(f"{k}={v:.4f}" for k, v in result.test.items())
+        where = (f"run {result.run_name} ({result.run_id})" if result.run_id
+                 else "not tracked (tracking.enabled=false)")
+        typer.echo(f"{test}\n{where}; files in {result.output_dir}")
+        if result.link:
+            typer.echo(f"  {result.link}")
 
 
 @app.command(cls=Overrides, add_help_option=False,
@@ -255,29 +87,132 @@ def train(ctx: typer.Context) -> None:
 
     # Ctrl-C and SIGTERM end the run KILLED (even where a parent shell made us ignore SIGINT)
     interrupts.install()
-    jobs = TrainJobs()
-    if jobs.rank == 0 and not NO_JOB & set(ctx.args):
+    args = list(ctx.args)
+    if NO_JOB & set(args):
+        return _show(args)
+    me = rank()  # under torchrun several processes run this; rank 0 speaks
+    if me == 0:
         client.start()  # mlflow imports in the writer while this process imports torch
     code = 0
     try:
         try:
-            jobs.run(ctx.args)
-        except typer.Exit as e:
-            code = e.exit_code
+            code = _run(args, Lines(me))
+        except DlxError as e:
+            if debug():
+                raise
+            if me == 0:
+                err(str(e))
+            code = 1
         try:
             client.shutdown()  # everything recorded before dlx exits
         except DlxError as e:  # the store failed while the writer finished the records
             err(str(e))
             code = code or 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it arrived
-        err("interrupted; the run was marked KILLED")
+        err(interrupts.SAID)
         try:
-            client.shutdown(timeout=DRAIN_AFTER_INTERRUPT)
+            client.shutdown(timeout=client.DRAIN_AFTER_INTERRUPT)
         except (DlxError, KeyboardInterrupt):
             pass
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except BaseException:
         client.discard()
         raise
     if code:
         raise typer.Exit(code)
+
+
+def _run(args: list[str], lines: Lines) -> int:
+    """The run or sweep, its end said; the exit code."""
+    from dlx.cli import jobs
+    from dlx.runtime import Result
+
+    scratch = None
+    if lines.rank > 0:  # a DDP rank other than 0 (torchrun): it trains, rank 0 keeps the run dir
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix=f"dlx-rank{lines.rank}-")
+        args = [*args, f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+    try:
+        done = jobs.run(args, lines)
+    finally:
+        if scratch:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+    if lines.rank > 0:
+        return 0
+    if isinstance(done, Result):
+        lines.result(done)
+        typer.echo("browse runs: dlx ui (the links open there)")
+        return 0
+    return _sweep_end(done)
+
+
+def _sweep_end(session) -> int:
+    """The winner, where the results are, a line per failure not said yet; 1 if any failed."""
+    summary, failed = session.summary, session.n_failed()
+    if summary.get("best"):
+        best, key = summary["best"], summary["key"]
+        typer.echo(f"sweep: best of {summary['n_children']} runs is {best['run_name']} "
+                   f"({best['run_id']}) with {key}={best['metrics'][key]:.4f}; parent run "
+                   f"{session.parent_run_id}; all results in {summary['results']}")
+    if session.parent_run_id or not failed:
+        typer.echo("browse runs: dlx ui (the links open there)")
+    for line in session.failures():  # points that ended in another process, or were lost
+        err(line)
+    if failed > 1:
+        err(f"{failed} jobs failed")
+    return 1 if failed else 0
+
+
+def _show(args: list[str]) -> None:
+    """--help, --cfg, --info, shell completion: Hydra prints them (hydra.main); what it writes to
+    stderr while composing is held, and a composition error becomes one line."""
+    import hydra
+
+    from dlx.cli.overrides import ComposeErrors, prepare
+    from dlx.config import register
+    from dlx.errors import DlxError
+
+    register()
+    try:
+        args = prepare(args)  # paths in any language, as typed
+    except DlxError as e:
+        err(str(e))
+        raise typer.Exit(1) from None
+    sys.argv = ["dlx train", *args]
+    main = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)(_no_job)
+    held = None if debug() else ComposeErrors(sys.stderr)
+
+    def restore(drop: bool) -> None:  # stderr back; what Hydra wrote, dropped or written now
+        if held is not None:
+            sys.stderr = held.stream
+            if drop:
+                held.held.clear()
+            elif not held.passthrough:
+                held.release()
+
+    try:
+        if held is not None:
+            sys.stderr = held
+        main()
+    except ValueError as e:  # Hydra's own argument checks (e.g. --cfg together with -m)
+        if debug():
+            raise
+        restore(drop=True)
+        err(str(e))
+        raise typer.Exit(1) from None
+    except SystemExit as e:  # Hydra exits 1 on a composition error, after writing it to stderr
+        if held is None or not held.held:
+            raise
+        message = held.one_line()
+        restore(drop=True)
+        err(message)
+        raise typer.Exit(e.code if isinstance(e.code, int) else 1) from None
+    finally:
+        restore(drop=False)
+
+
+def _no_job(cfg) -> None:
+    """The task of --help, --cfg, --info: Hydra never runs it."""

@@ -1,30 +1,54 @@
-"""`compose(overrides)`: the config and runtime of `dlx train OVERRIDES` without the command line."""
+"""The config of `dlx train OVERRIDES`, composed without the command line (Hydra's compose API over
+the same conf/ tree and schemas): what tests, benchmarks and config checks compose, in one place.
+
+    composer()            a context: compose(*overrides) -> the config, many times in one Hydra
+                          context (hydra=True keeps Hydra's node: runtime choices, run dir)
+    compose_config(...)   one config
+    compose(overrides)    (cfg, runtime) for dlx.run.train: the run dir as the CLI names it, made
+
+The config is not validated here (`dlx.config.validate`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
-def compose(overrides: list[str] = (), output_dir: str | Path | None = None):
-    """(cfg, runtime) of `dlx train OVERRIDES` without the command line: the same conf/ tree and
-    schemas, composed with Hydra's compose API, the run dir as the CLI would name it (under the
-    working directory) unless `output_dir` is given, and created. What tests and benchmarks
-    hand to `dlx.run.train`; the config is not validated here (`dlx.config.validate`)."""
+@contextlib.contextmanager
+def composer() -> Iterator[Callable[..., object]]:
+    """compose(*overrides, hydra=False) -> the composed config, inside one Hydra context."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
 
     from dlx.config import register
     from dlx.config.schemas import CONF_DIR
-    from dlx.runtime import Runtime
 
     register()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
+    GlobalHydra.instance().clear()  # (a context another caller left behind)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+        yield lambda *overrides, hydra=False: hydra_compose(
+            "config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def compose_config(overrides=(), hydra: bool = False):
+    """The config `dlx train OVERRIDES` runs; hydra=True keeps Hydra's node."""
+    with composer() as compose_one:
+        return compose_one(*overrides, hydra=hydra)
+
+
+def compose(overrides=(), output_dir: str | Path | None = None):
+    """(cfg, runtime) of `dlx train OVERRIDES` without the command line: the run dir as the CLI
+    would name it (under the working directory) unless `output_dir` is given, and created. What
+    tests and benchmarks hand to `dlx.run.train`."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from dlx.runtime import Runtime
+
+    cfg = compose_config(overrides, hydra=True)
     if output_dir is None:  # the run dir as Hydra names it (its ${now:...} and group choices)
         HydraConfig.instance().set_config(cfg)
         output_dir = HydraConfig.get().run.dir

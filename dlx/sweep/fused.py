@@ -1,7 +1,7 @@
 """Fused sweep points: points that differ only in optimizer.lr train as K stacked copies.
 
-dlx's launcher hands such points to `dlx.run.train_group` together; there each point is a
-member of the one fit loop (dlx/training/fit.py), which runs the K copies' forward and backward
+dlx's launchers hand such points to the group training (dlx/sweep/group.py) together; there each
+point is a member of the one fit loop (dlx/training/fit.py), which runs the K copies' forward and backward
 as one (torch.func: their parameters stacked, `functional_call` under `vmap`, dropout with
 randomness="same" so each copy draws what its own run draws), over one batch stream; each copy
 keeps its own module, optimizer (its lr), schedule, early stopping, checkpoints and MLflow run,

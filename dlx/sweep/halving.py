@@ -65,22 +65,22 @@ def survivors(scores: list[float], keep: int, mode: str) -> list[int]:
 
 
 def sweep(launcher, hydra_context, config, params: dict, arguments: list[str], factor: int,
-          min_resources: int, max_resources: int) -> list:
-    """Run the halving search through `launcher`; every rung's JobReturns."""
-    import sys
+          min_resources: int, max_resources: int, session) -> list:
+    """Run the halving search through `launcher`; every rung's JobReturns. `session`: the
+    sweep's (dlx/sweep/session.py), told how many points the plan has."""
     from pathlib import Path
 
     from hydra.core.utils import JobStatus
     from omegaconf import OmegaConf
 
-    from dlx.sweep.launcher import progress
+    from dlx.tracking.ranking import worst
 
     points = candidates(hydra_context, params, arguments)
     plan = rungs(len(points), factor, min_resources, max_resources)
-    progress.expect(sum(r.candidates for r in plan))
+    session.progress.expect(sum(r.candidates for r in plan))
     Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, Path(config.hydra.sweep.dir) / "multirun.yaml")
-    mode, worst = config.trainer.monitor_mode, sys.float_info.max
+    mode = config.trainer.monitor_mode
     alive, dirs, returns, job = list(range(len(points))), {}, [], 0
     for rung in plan:
         batch = []
@@ -93,7 +93,7 @@ def sweep(launcher, hydra_context, config, params: dict, arguments: list[str], f
         scores = []
         for i, r in zip(alive, results):
             ok = r.status == JobStatus.COMPLETED and r._return_value is not None
-            scores.append(float(r._return_value) if ok else (worst if mode == "min" else -worst))
+            scores.append(float(r._return_value) if ok else worst(mode))
             dirs.setdefault(i, r.hydra_cfg.hydra.runtime.output_dir if ok else None)
         if rung is plan[-1]:
             break

@@ -1,75 +1,26 @@
-"""dlx's Hydra launcher: the jobs of a sweep in this process, one after the other (as Hydra's
-basic launcher), with the points that share a training handed to it together
-(dlx/sweep/sharing.py: points that differ only in trainer.epochs, and with hydra.launcher.fuse
-only in optimizer.lr). Each point is still its own Hydra job: its output dir, .hydra/ files,
-callbacks and JobReturn, in the order the sweeper asked for them.
+"""dlx's Hydra launcher: the jobs of a sweep in this process, the points that share a training
+trained together (dlx/sweep/sharing.py decides which: points that differ only in trainer.epochs,
+and with hydra.launcher.fuse only in optimizer.lr) by the sweep layer's one function
+(dlx/sweep/points.py, through the sweep's session). Each point is still its own Hydra job: its
+output dir, .hydra/ files, callbacks and JobReturn, recorded in the order the sweeper asked for
+them as its outcome comes back.
 
 Selected by default (conf/config.yaml); `hydra.launcher.share_prefixes=false` trains every
-point on its own; other launchers stay selectable: ray (dlx/sweep/ray_launcher.py), joblib, slurm.
+point on its own; other launchers stay selectable: ray (dlx/sweep/ray_launcher.py, the same
+grouping and function on a Ray cluster), joblib, slurm.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import os
-import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from omegaconf import OmegaConf, open_dict
 
-from dlx.sweep import sharing  # (not fused: it imports torch; the CLI imports this module)
-
-say: Callable[[str], None] = lambda line: None  # noqa: E731 - the CLI sets how lines reach the user
-# points whose worker process died (hydra/launcher=ray): output dir -> why. The sweep's parent
-# ends their runs KILLED (dlx/sweep/callback.py) and the CLI names each one at the end.
-lost: dict[str, str] = {}
-
-
-class Progress:
-    """Where a sweep in this process is: the CLI prints `point 7/27 (...) ... ~1m40s left`."""
-
-    def __init__(self):
-        self.total = 0  # points the sweep will run (a sweeper that knows more raises it)
-        self.done = 0
-        self.started: float | None = None
-        self.swept: set[str] = set()  # the keys whose values differ between points
-
-    def expect(self, total: int, batch: Sequence[Sequence[str]] = ()) -> None:
-        self.total = max(self.total, total)
-        values: dict[str, set[str]] = {}
-        for overrides in batch:
-            for o in overrides:
-                key, _, value = o.partition("=")
-                values.setdefault(key, set()).add(value)
-        self.swept |= {k for k, v in values.items() if len(v) > 1}
-
-    def begin(self, num: int, overrides: list[str]) -> str | None:
-        """The line that announces point `num` (0-based), or None outside a known sweep."""
-        if not self.total:
-            return None
-        self.started = self.started or time.monotonic()
-        return self.label(num, overrides) + self.left()
-
-    def label(self, num: int, overrides: list[str]) -> str:
-        """`point 7/27 (the overrides that differ between points)`"""
-        shown = [o for o in overrides if o.partition("=")[0] in self.swept] or overrides
-        return f"point {num + 1}/{self.total} ({' '.join(shown)})"
-
-    def left(self) -> str:
-        """` … ~1m40s left`, from the pace of the points done so far ('' before the first)."""
-        if not self.done or self.started is None:
-            return ""
-        seconds = (time.monotonic() - self.started) / self.done * (self.total - self.done)
-        return f" … ~{int(seconds // 60)}m{int(seconds % 60):02d}s left" if seconds >= 60 \
-            else f" … ~{seconds:.0f}s left"
-
-    def end(self) -> None:
-        self.done += 1
-
-
-progress = Progress()
+from dlx.sweep import sharing  # (not fused: it imports torch)
+from dlx.sweep.session import session_of
 
 
 def compose_once(hydra_context) -> None:
@@ -110,41 +61,35 @@ def compose(hydra_context, config, job_overrides: Sequence[Sequence[str]],
 
 def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequence[str]],
            initial_job_idx: int, share_prefixes: bool, fuse: str = "auto") -> list:
+    """Every job of the batch, group by group: the group trained, then each of its jobs recorded
+    with its outcome; the JobReturns in the sweeper's order."""
     from hydra.core.utils import configure_log, setup_globals
 
+    session = session_of(task_function)
     setup_globals()
-    progress.expect(initial_job_idx + len(job_overrides), job_overrides)
+    session.progress.expect(initial_job_idx + len(job_overrides), job_overrides)
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     jobs = compose(hydra_context, config, job_overrides, initial_job_idx)
     groups, why = sharing.groups(jobs, share_prefixes, sharing.stacks(fuse, config))
     if why:
-        say(why)
+        session.listener.line(why)
     returns = {}
     for group in groups:
-        for job, ret in zip(group, run_group(hydra_context, task_function, group, fuse)):
-            returns[job.idx] = ret
+        session.begin(group[0].idx, group[0].overrides)
+        outcomes = session.train([job.point() for job in group], str(fuse).lower())
+        for i, (job, outcome) in enumerate(zip(group, outcomes)):
+            if i:
+                session.begin(job.idx, job.overrides)
+            returns[job.idx] = record(hydra_context, job, session.record(outcome, job.idx))
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[j.idx] for j in jobs]
 
 
-def run_group(hydra_context, task_function, group: list[sharing.Job], fuse: str = "false") -> list:
-    """The JobReturns of a group of jobs that share a training, in its order: the first job
-    trains it all (the task gets the other points explicitly and fills `shared` with their
-    results); each other job then records the result it got."""
+def record(hydra_context, job: sharing.Job, objective: float | None):
+    """A point's Hydra job, once its outcome is known: its .hydra/ files, Hydra's job callbacks,
+    and its JobReturn with the objective the sweeper reads."""
     from hydra.core.utils import run_job
 
-    lead, *others = group
-    shared: list = []
-    task = functools.partial(task_function, group=[j.point() for j in others], results=shared,
-                             fuse=str(fuse).lower()) if others else task_function
-    returns = [run(run_job, hydra_context, task, lead)]
-    for i, job in enumerate(others):
-        given = functools.partial(task_function, result=shared[i]) if i < len(shared) \
-            else task_function  # the group's training never got this far: on its own
-        returns.append(run(run_job, hydra_context, given, job))
-    return returns
-
-
-def run(run_job, hydra_context, task_function, job: sharing.Job):
-    return run_job(hydra_context=hydra_context, task_function=task_function, config=job.config,
-                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    return run_job(hydra_context=hydra_context, task_function=lambda _: objective,
+                   config=job.config, job_dir_key="hydra.sweep.dir",
+                   job_subdir_key="hydra.sweep.subdir")

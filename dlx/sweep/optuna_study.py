@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 import warnings
 from typing import Any
 
-PRUNED = "dlx_pruned_epoch"
-RETRIES = 3  # times a trial whose worker went silent is tried again  # the trial's user attribute a pruned job leaves for the sweeper
+from dlx.training.callbacks import Callback
+
+PRUNED = "dlx_pruned_epoch"  # the trial's user attribute a pruned job leaves for the sweeper
+RETRIES = 3  # times a trial whose worker went silent is tried again
 
 
 def open_storage(storage: str | None, sweep_dir: str, heartbeat_interval: int | None = None,
@@ -103,16 +104,17 @@ def sweep(sweeper, arguments: list[str]):
     from optuna.storages._heartbeat import get_heartbeat_thread
     from optuna.trial import TrialState
 
-    from dlx.sweep.launcher import progress
+    from dlx.tracking.ranking import is_worst
 
+    session = sweeper.session
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlx prints the points itself
     # dlx asks and tells (it launches the trials through Hydra) and beats the heartbeat itself
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     params = {**sweeper.params, **dict(a.split("=", 1) for a in arguments)}  # command line wins
     dists, fixed = distributions(params)
-    progress.expect(sweeper.n_trials)
-    progress.swept = set(dists)
+    session.progress.expect(sweeper.n_trials)
+    session.progress.swept = set(dists)
     storage = open_storage(sweeper.storage, sweeper.config.hydra.sweep.dir,
                            sweeper.heartbeat_interval, sweeper.grace_period)
     study = _study(sweeper, storage)
@@ -140,7 +142,7 @@ def sweep(sweeper, arguments: list[str]):
             if PRUNED in storage.get_trial(t._trial_id).user_attrs:
                 study.tell(t, state=TrialState.PRUNED, skip_if_finished=True)
             elif isinstance(value, (int, float)) and math.isfinite(value) \
-                    and abs(value) != sys.float_info.max:  # dlx's worst: a failed job
+                    and not is_worst(value):  # dlx's worst: a failed job
                 study.tell(t, value, skip_if_finished=True)
             else:
                 study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
@@ -157,7 +159,7 @@ def _study(sweeper, storage):
     import optuna
 
     from dlx.errors import ConfigError
-    from dlx.sweep import callback
+    from dlx.sweep.session import shared_study
 
     def load():
         return optuna.load_study(study_name=sweeper.study_name, storage=storage,
@@ -178,12 +180,12 @@ def _study(sweeper, storage):
     if study.direction.name.lower() != sweeper.direction:
         raise ConfigError(f"study {sweeper.study_name} is to {study.direction.name.lower()}, not to "
                           f"{sweeper.direction}: pass another hydra.sweeper.study_name")
-    config = sweeper.config
-    if not callback.shared_study(config) or not config.tracking.enabled:
+    config, session = sweeper.config, sweeper.session
+    if not shared_study(config) or not config.tracking.enabled:
         return study
     if created or PARENT_ATTR in study.user_attrs:
         parent = study.user_attrs.get(PARENT_ATTR)
-        parent = callback.start_parent(config, parent)
+        parent = session.start_parent(parent)
         study.set_user_attr(PARENT_ATTR, parent)
         return study
     deadline = time.monotonic() + 120  # the creator is starting the parent run
@@ -194,7 +196,7 @@ def _study(sweeper, storage):
                               "hydra.sweeper.study_name")
         time.sleep(0.5)
         study = load()
-    callback.start_parent(config, study.user_attrs[PARENT_ATTR])
+    session.start_parent(study.user_attrs[PARENT_ATTR])
     return study
 
 
@@ -238,18 +240,18 @@ def trial_of(trial):
         study_id, trial.number))
 
 
-class Pruning:
-    """A fit callback: the monitored metric to the trial every epoch; stops a pruned trial."""
+class Pruning(Callback):
+    """A fit callback: the monitored metric to the trial every epoch; stops a pruned trial, whose
+    run is then tagged dlx.pruned and dlx.pruned_epoch."""
 
     def __init__(self, trial, monitor: str):
         self.trial, self.monitor = trial, monitor
         self.pruned_epoch: int | None = None
 
-    def on_fit_start(self, loop) -> None: ...
-
-    def on_epoch_start(self, epoch, epochs, steps) -> None: ...
-
-    def on_batch_end(self, step) -> None: ...
+    def end_tags(self) -> dict[str, str]:
+        if self.pruned_epoch is None:
+            return {}
+        return {"dlx.pruned": "true", "dlx.pruned_epoch": str(self.pruned_epoch)}
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> bool:
         self.trial.report(metrics[self.monitor], epoch)

@@ -1,12 +1,13 @@
 """hydra/launcher=ray: a sweep's points as tasks on a Ray cluster (Ray 2.x).
 
-The sweep's own process is Ray's driver: it composes every job as dlx's launcher does
-(dlx/sweep/launcher.py), groups the points that share an epoch prefix (dlx/sweep/sharing.py)
-and sends each group out as one Ray task, with the CPUs and the GPU its trainer.device needs.
-A task runs its group's Hydra jobs on whichever node Ray picks; they record into the sweep's
-parent run like any launcher's worker processes (dlx/sweep/callback.py). The driver says each
-point as it comes back. A task whose worker dies (killed, out of memory, its node gone) loses
-only its points: the sweep goes on, and the CLI names them at the end (launcher.lost).
+The sweep's own process is Ray's driver: it composes every job and groups the points that share
+a training exactly as dlx's launcher does (dlx/sweep/launcher.py, dlx/sweep/sharing.py), and sends
+each group out as one Ray task, with the CPUs and the GPU its trainer.device needs. The task is the
+sweep layer's one function (dlx/sweep/points.py) on whichever node Ray picks: the points, nested
+under the sweep's parent run, train there and record into the store; their outcomes come back.
+The driver then records each point's Hydra job and says it (`point 3/8 (...) on 10.0.0.2: ...`).
+A task whose worker dies (killed, out of memory, its node gone) loses only its points: the sweep
+goes on, their runs end KILLED, and the CLI names them at the end.
 
 Not the released hydra-ray-launcher: it pins cloudpickle 2.2.1, which joblib>=1.5 refuses.
 """
@@ -15,73 +16,71 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
-import time
-from typing import Any, Sequence
+from typing import Sequence
 
 from dlx.errors import ConfigError
+from dlx.runtime import Point
 from dlx.sweep import launcher, sharing
-from dlx.sweep.callback import SWEEP_PID_ENV
-from dlx.tracking.ranking import objective_key
-from dlx.tracking.recorder import PARENT_ENV
+from dlx.sweep.points import Outcome
+from dlx.sweep.session import session_of
 
 DEFAULT_PORT = 6379  # `ray start --head`'s
 
 
 def launch(hydra_context, task_function, config, job_overrides: Sequence[Sequence[str]],
            initial_job_idx: int, address: str | None, num_cpus: float, num_gpus: float | None,
-           share_prefixes: bool) -> list:
-    from hydra.core.singleton import Singleton
+           share_prefixes: bool, fuse: str = "auto") -> list:
+    import time
+
     from hydra.core.utils import configure_log, setup_globals
 
+    session = session_of(task_function)
     ray = _ray()
     setup_globals()
     connect(ray, address)
-    launcher.progress.expect(initial_job_idx + len(job_overrides), job_overrides)
-    launcher.progress.started = launcher.progress.started or time.monotonic()
+    session.progress.expect(initial_job_idx + len(job_overrides), job_overrides)
+    session.progress.started = session.progress.started or time.monotonic()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     jobs = launcher.compose(hydra_context, config, job_overrides, initial_job_idx)
-    groups, why = sharing.groups(jobs, share_prefixes, False)
+    groups, why = sharing.groups(jobs, share_prefixes, sharing.stacks(fuse, config))
     if why:
-        launcher.say(why)
-    env = {k: os.environ[k] for k in (PARENT_ENV, SWEEP_PID_ENV) if k in os.environ}
-    state, cwd = Singleton.get_state(), os.getcwd()
-    remote = ray.remote(run_group)
+        session.listener.line(why)
+    remote, cwd = ray.remote(train_remote), os.getcwd()
     pending = {}
     for group in groups:
+        points = [session.nest(job.point()) for job in group]
         resources = {"num_cpus": num_cpus, "num_gpus": gpus(ray, group[0], num_gpus, address)}
-        task = remote.options(**resources, max_retries=0, name=launcher.progress.label(
+        task = remote.options(**resources, max_retries=0, name=session.progress.label(
             group[0].idx, group[0].overrides))
-        pending[task.remote(hydra_context, task_function, group, state, env, cwd)] = group
+        pending[task.remote(points, str(fuse).lower(), cwd)] = (group, points)
     returns = {}
     while pending:
         (ref,), _ = ray.wait(list(pending), num_returns=1)
-        group = pending.pop(ref)
+        group, points = pending.pop(ref)
         try:
-            node, rets = ray.get(ref)
+            node, got = ray.get(ref)
+            outcomes = [Outcome(p, result=r, error=e) for p, (r, e) in zip(points, got)]
         except ray.exceptions.RayError as e:  # the task's worker (or node) died
-            node, rets = None, [_lost(job, e) for job in group]
-        for job, ret in zip(group, rets):
-            returns[job.idx] = ret
-            _say(job, ret, node)
+            node, outcomes = None, [_lost(p, e) for p in points]
+        for job, outcome in zip(group, outcomes):
+            objective = session.record(outcome, job.idx, node)
+            returns[job.idx] = launcher.record(hydra_context, job, objective)
     return [returns[j.idx] for j in jobs]
 
 
-def run_group(hydra_context, task_function, group: list[sharing.Job], state: Any,
-              env: dict[str, str], cwd: str):
-    """In a Ray worker: the group's jobs, as dlx's launcher runs them in its own process, with
-    the sweep's Hydra state, environment (its parent run) and working directory (where relative
-    paths in the config point, where that folder exists on this node)."""
+def train_remote(points: list[Point], fuse: str, cwd: str):
+    """In a Ray worker: the group's points, trained by the sweep layer's one function, in the
+    driver's working directory (where relative paths in the config point) where that folder
+    exists on this node; their records in the store before it returns. Its node and each
+    point's (Result, error line)."""
     import ray
-    from hydra.core.singleton import Singleton
-    from hydra.core.utils import setup_globals
 
-    Singleton.set_state(state)
-    setup_globals()
-    os.environ.update(env)
+    from dlx.sweep.points import train
+
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    return ray.util.get_node_ip_address(), launcher.run_group(hydra_context, task_function, group)
+    outcomes = train(points, fuse=fuse, in_worker=True)
+    return ray.util.get_node_ip_address(), [(o.result, o.error) for o in outcomes]
 
 
 def connect(ray, address: str | None) -> None:
@@ -122,32 +121,12 @@ def gpus(ray, job: sharing.Job, num_gpus: float | None, address: str | None) -> 
     return 1 if have and device != "cpu" else 0
 
 
-def _lost(job: sharing.Job, error: BaseException):
-    """The JobReturn of a point whose task died: the worst objective, so that the sweeper ranks
-    it last and goes on (Hydra's sweepers read every return value)."""
-    from hydra.core.utils import JobReturn, JobStatus
-
+def _lost(point: Point, error: BaseException) -> Outcome:
+    """A point whose task died: the sweep goes on without it (its run, if it started, is ended
+    KILLED by the parent with this line)."""
     what = "node" if type(error).__name__ == "NodeDiedError" else "worker"
-    launcher.lost[str(job.output_dir)] = (f"its Ray {what} died ({type(error).__name__}); the "
-                                          "sweep went on without this point")
-    worst = sys.float_info.max if job.config.trainer.monitor_mode == "min" else -sys.float_info.max
-    return JobReturn(overrides=job.overrides, cfg=job.config, working_dir=str(job.output_dir),
-                     status=JobStatus.COMPLETED, _return_value=worst)
-
-
-def _say(job: sharing.Job, ret, node: str | None) -> None:
-    """`point 3/8 (...) on 10.0.0.2: 0.1234 … ~20s left`, as each point comes back."""
-    launcher.progress.end()
-    label = launcher.progress.label(job.idx, job.overrides)
-    value = ret.return_value if ret.status.name == "COMPLETED" else None
-    if node is None:
-        outcome = f"lost: {launcher.lost[str(job.output_dir)]}"
-    elif value is None or abs(value) == sys.float_info.max:
-        outcome = f"on {node}: failed"
-    else:
-        trainer = job.config.trainer
-        outcome = f"on {node}: {objective_key(trainer.monitor, trainer.cv_folds)}={value:.4f}"
-    launcher.say(f"{label} {outcome}{launcher.progress.left()}")
+    return Outcome(point, error=f"its Ray {what} died ({type(error).__name__}); the sweep went on "
+                   "without this point", lost=True)
 
 
 def _ray():

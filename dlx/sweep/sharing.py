@@ -1,5 +1,6 @@
-"""Which points of a sweep share one training. dlx's launcher (dlx/sweep/launcher.py) groups
-them here and hands each group to `dlx.run.train_group` explicitly:
+"""Which points of a sweep share one training: the one grouping rule of dlx's launcher
+(dlx/sweep/launcher.py) and the Ray launcher, each group trained by dlx/sweep/points.py (group
+training: dlx/sweep/group.py):
 
 - shared epoch prefixes: the 30-epoch point passes through the states of the 10- and 20-epoch
   points, so points that differ only in trainer.epochs are one training, the shorter ones its
@@ -15,10 +16,10 @@ them here and hands each group to `dlx.run.train_group` explicitly:
   stacked copies when `hydra.launcher.fuse` says so (dlx/sweep/fused.py).
 - cross-validation (trainer.cv_folds): points that differ in trainer.epochs, optimizer.lr and
   dataset.batch_size are one group: a network per (lr, batch size), each fold of each trained
-  once and scored at each point's epoch (dlx/training/cv.py), all the group's folds spread over
+  once and scored at each point's epoch (dlx/sweep/cv.py), all the group's folds spread over
   worker processes (one queue, so no worker waits for another's last fold between groups).
 
-Torch-free (the CLI imports the launcher), except to ask whether CUDA is there for fuse=auto.
+Torch-free, except to ask whether CUDA is there for fuse=auto.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class Job:
         return int(self.config.trainer.epochs)
 
     def point(self) -> Point:
-        """What `train_group` trains for this job: the task's config, as Hydra hands it to the
-        job (without the hydra node), and its runtime."""
+        """What the sweep layer trains for this job: the task's config, as Hydra hands it to
+        the job (without the hydra node), and its runtime."""
         task = copy.deepcopy(self.config)
         with open_dict(task):
             del task["hydra"]
@@ -96,8 +97,8 @@ def _on_cuda(config: DictConfig) -> bool:
 
 def groups(jobs: list[Job], share_prefixes: bool, lrs: bool) -> tuple[list[list[Job]], str | None]:
     """The jobs grouped by everything but trainer.epochs (and with `lrs` optimizer.lr, and
-    cross-validated dataset.batch_size too), in job order, and why jobs that differ only in trainer.epochs were not grouped (None when they
-    were, or there were none)."""
+    cross-validated dataset.batch_size too), in job order, and why jobs that differ only in
+    trainer.epochs were not grouped (None when they were, or there were none)."""
     def rest(job: Job, skip: tuple[str, ...]) -> tuple:
         return tuple(o for o in job.overrides if not o.lstrip("+").startswith(skip))
 

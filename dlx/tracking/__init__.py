@@ -1,13 +1,18 @@
 """Tracking: everything dlx records goes through here, and only this package imports mlflow.
 
-- store.py: the MLflow client (store lock, retries, one-line errors) — imports mlflow;
+- recorder.py: what a run records, driven by fit callbacks (no mlflow: it sends messages);
+- client.py: the training process's handle on the tracking writer (no mlflow);
+- messages.py: the writer's protocol, one typed message per operation (no mlflow);
 - writer.py: the tracking writer, a process of its own that does all of a run's MLflow work
   (run creation, params, metrics, artifacts, reports and figures) while training goes on;
-- client.py: the training process's handle on the writer — no mlflow import;
-- recorder.py: what a run records, driven by fit callbacks;
-- queries.py: reading runs back (`dlx runs`, `dlx eval`, ...) and `dlx export` — imports mlflow;
+  sweeps.py: a sweep's parent run, in the writer;
+- store.py: the MLflow client (store lock, retries, one-line errors);
+- outage.py: a tracking server that goes away (waiting, then the spool); spool.py: its records
+  and `dlx sync`;
+- queries.py: reading runs back (`dlx runs`, `dlx eval`, ...) and `dlx export`;
 - pyfunc.py, served_model.py: the MLflow model `dlx export` logs (a run's `dlx predict`, for
-  MLflow's serving and registry) — import mlflow;
+  MLflow's serving and registry);
+- ranking.py: a sweep's winner, its results table and the worst objective (pure Python);
 - redact.py: secrets out of what is logged and printed.
 """
 

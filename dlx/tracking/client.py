@@ -27,6 +27,7 @@ from dlx.errors import DlxError
 from dlx.tracking.messages import Drain, Message, Open
 
 _HEADER = struct.Struct(">Q")
+DRAIN_AFTER_INTERRUPT = 30  # seconds dlx waits for the writer after Ctrl-C (it then goes on alone)
 
 
 def write_frame(stream, message: Any) -> None:
@@ -85,6 +86,7 @@ class Writer:
 
     def __init__(self):
         debug = os.environ.get("DLX_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1"
+        self.cwd = os.getcwd()  # where the writer runs: what relative paths there mean
         self.proc = _spawn(debug)
         self._seq = itertools.count(1)
         self._cond = threading.Condition()
@@ -218,7 +220,12 @@ def writer() -> Writer:
 
 
 def start() -> None:
-    """Start the writer now, so that mlflow imports while the caller imports torch."""
+    """Start the writer now, so that mlflow imports while the caller imports torch. One that
+    runs in another working directory than the caller's now (a notebook that changed folder
+    between two dlx.train calls) is finished first: a new store's default artifact folder,
+    ./mlruns, is the writer's."""
+    if running() and _writer.cwd != os.getcwd():
+        shutdown()
     writer()
 
 
@@ -246,11 +253,12 @@ def shutdown(timeout: float | None = None) -> None:
         w.close(timeout)
 
 
-def drain() -> None:
+def drain(timeout: float | None = None) -> None:
     """Wait until this process's writer has done everything sent so far (a launcher's worker
-    process after each job: the sweep reads the records next); it stays up for the next job."""
+    process after each job: the sweep reads the records next; the Python API after each call);
+    it stays up for what comes next."""
     if running() and _writer.used:
-        _writer.drain()
+        _writer.drain(timeout)
 
 
 def discard() -> None:

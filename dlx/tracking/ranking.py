@@ -6,9 +6,9 @@ results.csv on the parent run, and `dlx runs --best` reads the winner (dlx/sweep
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Any
-
 
 FOLD = "fold_"  # a cross-validated run's per-fold metrics: fold_val_<metric> with step=fold
 CV_MEAN, CV_STD = "cv_mean_", "cv_std_"  # and the folds' mean and spread: cv_mean_val_<metric>
@@ -17,6 +17,17 @@ CV_MEAN, CV_STD = "cv_mean_", "cv_std_"  # and the folds' mean and spread: cv_me
 def objective_key(monitor: str, cv_folds: int = 0) -> str:
     """The metric a sweep ranks by: the monitored val metric, or its cross-validated mean."""
     return f"{CV_MEAN}{monitor}" if cv_folds and cv_folds > 1 else monitor
+
+
+def worst(mode: str) -> float:
+    """The objective a failed point reports to its sweeper: the worst finite value, so that the
+    sweeper ranks it last and goes on (a NaN or None would stop Optuna, hydra#2237)."""
+    return sys.float_info.max if mode == "min" else -sys.float_info.max
+
+
+def is_worst(value) -> bool:
+    """Whether a job's objective is `worst`'s: the job failed."""
+    return isinstance(value, (int, float)) and abs(value) == sys.float_info.max
 
 
 def rung(child: dict[str, Any]) -> int:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dlx import models
 from dlx.config import flatten
 from dlx.runtime import Runtime
 from dlx.tracking import ERROR_TAG
@@ -28,7 +27,6 @@ from dlx.tracking.ranking import CV_MEAN, CV_STD, FOLD
 from dlx.training.callbacks import Callback
 
 SCORES_ONLY = "dlx.scores_only"  # "true": a cross-validated run that was not refit (no model)
-PARENT_ENV = "DLX_SWEEP_PARENT_RUN_ID"  # a sweep's parent run id, for jobs in other processes
 
 
 def _ms(t: float | None = None) -> int:
@@ -59,15 +57,15 @@ def outage(cfg: DictConfig) -> None:
 
 class Recorder(Callback):
     def __init__(self, cfg: DictConfig, runtime: Runtime, main: bool = True):
-        """`runtime`: how the run was started (its output dir, name, overrides); `main`: this
-        process is the one that records (DDP: rank 0)."""
+        """`runtime`: how the run was started (its output dir, name, overrides, the sweep's
+        parent run); `main`: this process is the one that records (DDP: rank 0)."""
         from dlx.tracking import client, resolve_uri
 
         self.cfg, self.runtime, self.main = cfg, runtime, main
         self.output_dir, self.started, self.name = runtime.output_dir, runtime.started, runtime.name
         self.writer = client.writer() if cfg.tracking.enabled and main else None
         self.uri = resolve_uri(cfg.tracking.uri)
-        self.parent = os.environ.get(PARENT_ENV) if runtime.sweep else None
+        self.parent = runtime.parent
         self.key = f"{os.getpid()}:{self.output_dir}"  # names this run in the writer's messages
         self._id: str | None = None
         self._reply = None  # the writer's answer to start_run: the run id
@@ -130,10 +128,10 @@ class Recorder(Callback):
         rung = self.runtime.rung
         if rung is not None:  # sweep=halving: the rung this candidate has reached
             tags["dlx.rung"] = rung
-        if self.runtime.refit is not None:  # cv_refit=best: the sweep's winner, into its run
+        if self.runtime.run_id is not None:  # cv_refit=best: the sweep's winner, into its run
             self._id, _ = self.writer.call(m.StartRun(
                 self.key, self.uri, cfg.tracking.experiment, self.name, tags, flatten(cfg), None,
-                _ms(self.started), str(self.output_dir), run_id=self.runtime.refit,
+                _ms(self.started), str(self.output_dir), run_id=self.runtime.run_id,
                 resume=str(self.output_dir.resolve())))
             self.writer.send(m.SetTags(self.key, {SCORES_ONLY: "false", "dlx.refit": "winner"}))
         elif resume is None:
@@ -199,6 +197,8 @@ class Recorder(Callback):
         """The end of a trained run: test scores, reports, figures and the model."""
         if not self.writer:
             return
+        from dlx import models
+
         send, key, task = self.writer.send, self.key, data.spec.task
         final = {"best_epoch": history.best_epoch, "stopped_epoch": history.stopped_epoch}
         send(m.LogMetrics(key, {**scores.metrics, **{k: v for k, v in final.items() if v}}))

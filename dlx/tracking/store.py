@@ -47,7 +47,7 @@ def client(uri: str) -> MlflowClient:
     reachable(uri)
     try:
         with _store_lock(uri):  # one process at a time creates/migrates a new SQLite store
-            mlflow.set_tracking_uri(uri)  # so models:/ and runs:/ URIs resolve against it too
+            _set_tracking_uri(uri)  # so models:/ and runs:/ URIs resolve against it too
             made = MlflowClient(uri)
             if uri.startswith("sqlite:"):
                 made.search_experiments(max_results=1)  # touch it: tables exist after the lock
@@ -60,6 +60,18 @@ def client(uri: str) -> MlflowClient:
     except Exception as e:  # noqa: BLE001 - any store error is the user's URI
         raise DlxError(f"cannot open the MLflow store {redact(uri)}: {one_line(e)} "
                        "(check tracking.uri)") from e
+
+
+def _set_tracking_uri(uri: str) -> None:
+    """mlflow.set_tracking_uri, without the MLFLOW_TRACKING_URI it also exports: in a process
+    that goes on (a notebook: dlx.load_model, then dlx.train) that variable would send the next
+    run's records to this store instead of the one its config names."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # SQLAlchemy URIs on a server

@@ -3,7 +3,8 @@
 It imports mlflow and opens the store while the training process imports torch, then carries
 out the messages it is sent, in order: runs, params, metrics (batched into one log_batch while
 more messages are waiting), files, and the reports and figures that need scikit-learn or
-matplotlib (imported here, in advance, not in the training process). It ignores Ctrl-C and
+matplotlib (imported here, in advance, not in the training process); a sweep's parent run is
+dlx/tracking/sweeps.py's. It ignores Ctrl-C and
 SIGTERM (the trainer ends the run KILLED and closes the pipe); when the pipe closes with runs
 still open, the trainer died without ending them (SIGKILL): they are ended KILLED, and
 `trainer.resume` continues them.
@@ -25,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlx.tracking import ERROR_TAG
 from dlx.tracking import messages as m
+from dlx.tracking import sweeps
 from dlx.tracking.client import FrameReader, write_frame
 
 MAX_BATCH = 1000  # metrics per log_batch (MLflow's limit)
@@ -233,63 +234,6 @@ class Handler:
                 self._last_sample(run["monitor"])
         self.store.retry(run["client"].set_terminated, run["id"], status, end_time=end_ms or _now())
 
-    # -- sweeps
-    def start_sweep(self, uri: str, experiment: str, name: str, tags: dict, params: dict,
-                    output_dir: str, run_id: str | None = None) -> str:
-        """The sweep's parent run (or `run_id`, taken up); its children name it as their parent."""
-        parent = self.start_run("sweep", uri, experiment, name, tags, params, None, _now(),
-                                output_dir, run_id=run_id)
-        self.runs[parent] = self.runs.pop("sweep")
-        return parent
-
-    def finish_sweep(self, parent: str, objective: str, mode: str, sweep_dir: str,
-                     lost: tuple = ()) -> dict:
-        """Rank the children by `objective`, attach results.csv and objective.png, end the parent;
-        the runs of `lost` points that no writer ended end KILLED, tagged with why."""
-        from mlflow.entities import RunTag
-
-        from dlx import plots
-        from dlx.tracking import ranking
-        from dlx.tracking.queries import children
-
-        run, key, why = self.runs[parent], objective, dict(lost)
-        rows = children(run["client"], parent)
-        for r in rows:
-            if r["status"] == "RUNNING" and r["tags"].get("dlx.output_dir") in why:
-                ended = RunTag("dlx.ended_by", why[r["tags"]["dlx.output_dir"]])
-                self.store.retry(run["client"].log_batch, r["run_id"], tags=[ended])
-                self.store.retry(run["client"].set_terminated, r["run_id"], "KILLED",
-                                 end_time=_now())
-                r["status"], r["tags"]["dlx.ended_by"] = "KILLED", ended.value
-        deadline = time.monotonic() + 60  # other processes' points (a shared Optuna study) whose
-        while any(r["status"] == "RUNNING" for r in rows) and time.monotonic() < deadline:
-            time.sleep(0.5)  # last records are still on their way through their writers
-            rows = children(run["client"], parent)
-        best = ranking.best(rows, key, mode)
-        for r in rows:  # a cross-validated point's fold scores, fold by fold
-            r["folds"] = {name: [h.value for h in sorted(run["client"].get_metric_history(
-                r["run_id"], name), key=lambda h: h.step)]
-                for name in r["metrics"] if name.startswith(ranking.FOLD)}
-        table = ranking.results_table(rows, key, mode)
-        folder = Path(sweep_dir)
-        files = [ranking.write_csv(table, folder / "results.csv")]
-        figure = plots.objective(table, ranking.swept_params(rows), key, folder / "objective.png")
-        n_failed = sum(r["status"] != "FINISHED" for r in rows)
-        tags = {"dlx.children": len(rows), "dlx.children_failed": n_failed, "dlx.objective": key}
-        if best is not None:
-            tags.update({"dlx.best_run_id": best["run_id"], "dlx.best_run_name": best["run_name"]})
-            self.log_metrics(parent, {f"best_{key}": best["metrics"][key]})
-        self.set_tags(parent, tags)
-        self.log_files(parent, {f.name: f for f in files + ([figure] if figure else [])})
-        self.end_run(parent, "FINISHED" if best is not None else "FAILED")
-        mine = str(folder.resolve())  # this sweep's points (a shared study has other workers')
-        failed = [(r["run_name"], r["tags"].get(ERROR_TAG, f"ended {r['status']}"),
-                   r["tags"].get("dlx.output_dir", "")) for r in rows
-                  if r["status"] != "FINISHED"
-                  and r["tags"].get("dlx.output_dir", "").startswith(mine)]
-        return {"best": best, "key": key, "n_children": len(rows), "n_failed": n_failed,
-                "failed": failed, "results": str(files[0])}
-
     # -- the end
     def drain(self) -> bool:
         from dlx.tracking import outage
@@ -310,11 +254,12 @@ class Handler:
 # each message type's handler: what the writer carries out for it
 HANDLERS = {
     m.Open: Handler.open, m.Outage: Handler.outage, m.StartRun: Handler.start_run,
-    m.LogMetrics: Handler.log_metrics, m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files, m.Figure: Handler.figure,
+    m.LogMetrics: Handler.log_metrics, m.SetTags: Handler.set_tags, m.LogFiles: Handler.log_files,
+    m.Figure: Handler.figure,
     m.Classification: Handler.classification, m.Inputs: Handler.inputs,
     m.SystemMetrics: Handler.system_metrics, m.LoggedSteps: Handler.logged_steps,
-    m.EndRun: Handler.end_run, m.StartSweep: Handler.start_sweep,
-    m.FinishSweep: Handler.finish_sweep, m.Drain: Handler.drain,
+    m.EndRun: Handler.end_run, m.StartSweep: sweeps.start_sweep,
+    m.FinishSweep: sweeps.finish_sweep, m.Drain: Handler.drain,
 }
 assert set(HANDLERS) == set(m.MESSAGES), "every message type has its handler"
 

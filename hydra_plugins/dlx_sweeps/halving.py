@@ -29,11 +29,15 @@ class DlxHalvingSweeper(Sweeper):
         self.hydra_context: Any = None
         self.config: Any = None
         self.launcher: Any = None
+        self.session: Any = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         from hydra.core.plugins import Plugins
 
+        from dlx.sweep.session import session_of
+
         self.hydra_context, self.config = hydra_context, config
+        self.session = session_of(task_function)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
@@ -41,4 +45,5 @@ class DlxHalvingSweeper(Sweeper):
         from dlx.sweep import halving
 
         return halving.sweep(self.launcher, self.hydra_context, self.config, self.params,
-                             list(arguments), self.factor, self.min_resources, self.max_resources)
+                             list(arguments), self.factor, self.min_resources, self.max_resources,
+                             self.session)

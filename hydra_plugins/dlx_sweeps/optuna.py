@@ -44,11 +44,14 @@ class DlxOptunaSweeper(Sweeper):
         self.params = dict(params or {})
         self.config: Any = None
         self.launcher: Any = None
+        self.session: Any = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         from hydra.core.plugins import Plugins
 
-        self.config = config
+        from dlx.sweep.session import session_of
+
+        self.config, self.session = config, session_of(task_function)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 

@@ -16,6 +16,8 @@ class RayLauncherConf:
     num_gpus: Optional[float] = None  # per task; null: 1 for trainer.device=cuda, and for auto
     #   on a cluster with GPUs, else 0
     share_prefixes: bool = True  # points that differ only in trainer.epochs are one task
+    fuse: str = "auto"  # as dlx's launcher: points that differ only in optimizer.lr are one task,
+    #   trained stacked where it pays (auto: CUDA) | true | false
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="ray", node=RayLauncherConf,
@@ -26,9 +28,10 @@ class RayLauncher(Launcher):
     """Each group of a sweep's points a Ray task (dlx/sweep/ray_launcher.py)."""
 
     def __init__(self, address: Optional[str] = None, num_cpus: float = 1,
-                 num_gpus: Optional[float] = None, share_prefixes: bool = True) -> None:
+                 num_gpus: Optional[float] = None, share_prefixes: bool = True,
+                 fuse: str = "auto") -> None:
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
-        self.share_prefixes = share_prefixes
+        self.share_prefixes, self.fuse = share_prefixes, fuse
         self.config: Optional[object] = None
         self.hydra_context = None
         self.task_function = None
@@ -44,4 +47,4 @@ class RayLauncher(Launcher):
 
         return ray_launcher.launch(self.hydra_context, self.task_function, self.config,
                                    job_overrides, initial_job_idx, self.address, self.num_cpus,
-                                   self.num_gpus, self.share_prefixes)
+                                   self.num_gpus, self.share_prefixes, self.fuse)

@@ -60,8 +60,8 @@ def _sweep(dlx: Dlx, hosts: Hosts, cluster: RayCluster, *overrides: str, during=
         hosts.run(0, [DLX, "train", "-m", "hydra/launcher=ray",
                       f"hydra.launcher.address={cluster.address}", f"tracking.uri={dlx.uri}",
                       *GRID, *overrides]),
-        cwd=dlx.cwd, env={**dlx.env, **cluster.auth}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        cwd=dlx.cwd, env={**dlx.env, **cluster.auth}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
     lines: list[tuple[float, str]] = []
     reader = threading.Thread(target=lambda: lines.extend((time.time(), line) for line in proc.stdout))
     reader.start()

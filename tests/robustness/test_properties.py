@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +18,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from dlx.config import register, validate
+from dlx.config import validate
 from dlx.data.bundle import Bundle, Spec, holdout, split
 from dlx.errors import ConfigError, DataError
 from dlx.training.cv import folds
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -108,14 +106,10 @@ def _betas_valid(v):
 @pytest.fixture(scope="module")
 def compose():
     """compose(*overrides) -> the config `dlx train OVERRIDES` would run; one Hydra context."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from dlx.config.composing import composer
 
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        yield lambda *overrides: hydra_compose("config", overrides=list(overrides))
+    with composer() as compose_one:
+        yield compose_one
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dlx.config import flatten, register
+from dlx.config import flatten
 from dlx.tracking.redact import redact
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 SECRET = "s3cr3t-Pa55"
 
 
@@ -45,13 +44,9 @@ def test_redact(text, want):
 
 
 def _compose(*overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from fixtures.runs import compose
 
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        return compose("config", overrides=list(overrides))
+    return compose(*overrides)
 
 
 def test_what_a_run_would_log_is_redacted(tmp_path):
