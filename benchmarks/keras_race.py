@@ -6,12 +6,14 @@ from the shell.
     python benchmarks/keras_race.py --only mnist_cnn --runs 5
     python benchmarks/keras_race.py --tf-python /path/to/venv/bin/python
 
-| example | the source's tf.keras code | dlx |
-|---|---|---|
-| linear | Dense(1), SGD, MSE, 1000 epochs on 100 points | +experiment=seed_linear_regression |
-| logistic | Dense(1, sigmoid), SGD lr 0.5, BCE, 1000 epochs | +experiment=seed_logistic_regression trainer.epochs=1000 |
-| mnist_cnn | Keras' MNIST CNN, Adam, 2 epochs on 60k 28x28 images | +experiment=seed_mnist_cnn_keras trainer.epochs=2 |
-| cifar10_cnn | the CIFAR-10 CNN, Adam, batch 64, 1 epoch on 50k 32x32x3 images | +experiment=seed_cifar10_cnn trainer.epochs=1 |
+    linear       Dense(1), SGD, MSE, 1000 epochs on 100 points
+                 dlx: +experiment=seed_linear_regression
+    logistic     Dense(1, sigmoid), SGD lr 0.5, BCE, 1000 epochs
+                 dlx: +experiment=seed_logistic_regression trainer.epochs=1000
+    mnist_cnn    Keras' MNIST CNN, Adam, 2 epochs on 60k 28x28 images
+                 dlx: +experiment=seed_mnist_cnn_keras trainer.epochs=2
+    cifar10_cnn  the CIFAR-10 CNN, Adam, batch 64, 1 epoch on 50k 32x32x3 images
+                 dlx: +experiment=seed_cifar10_cnn trainer.epochs=1
 
 The images are MNIST- and CIFAR-format files written once (benchmarks/common.py), which both
 sides read. TensorFlow is an optional peer: this interpreter's when it has `tensorflow`, else
@@ -123,10 +125,10 @@ def main() -> None:
                         times[side]["cpu"].append(cpu)
                         times[side]["acc"] = accuracy(out)
             d = times["dlx"]
-            row = [example, *(["", ""] if not tf else [
-                f"{common.median(times['tf.keras']['wall']):.1f} ({common.median(times['tf.keras']['cpu']):.1f})",
-                times["tf.keras"]["acc"]]),
-                f"{common.median(d['wall']):.1f} ({common.median(d['cpu']):.1f})", d["acc"]]
+            shown = lambda t: f"{common.median(t['wall']):.1f} ({common.median(t['cpu']):.1f})"  # noqa: E731
+            row = [example, *(["", ""] if not tf else [shown(times["tf.keras"]),
+                                                       times["tf.keras"]["acc"]]),
+                   shown(d), d["acc"]]
             if tf:
                 t = times["tf.keras"]
                 wall_ratio = common.median([a / b for a, b in zip(d["wall"], t["wall"])])

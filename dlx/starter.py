@@ -90,7 +90,7 @@ README = """# {name}
 A dlx project: your own network and data ({module}.py) with config options of your own (conf/).
 From this folder (dlx imports {module} from the working folder):
 
-    dlx train --config-dir conf +experiment=starter            # TinyNet on the spirals, tracked in ./mlflow.db
+    dlx train --config-dir conf +experiment=starter            # TinyNet on the spirals, in ./mlflow.db
     dlx train --config-dir conf model=tinynet dataset=spirals model.hidden=128 trainer.epochs=50
     dlx train --config-dir conf model=mlp dataset=spirals       # dlx's own networks on your data
     dlx train -m --config-dir conf +experiment=starter optimizer.lr=0.001,0.01,0.1

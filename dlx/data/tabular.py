@@ -205,8 +205,8 @@ def encode_csv(cfg, spec, artifacts):
         x = pipe.transform(frame).astype(np.float32)
         return torch.from_numpy(x), {"row": list(range(1, len(frame) + 1))}
 
-    types = {**{c: "double" for c in described["numeric_columns"]},
-             **{c: "string" for c in described["categorical_columns"]}}
+    types = {**dict.fromkeys(described["numeric_columns"], "double"),
+             **dict.fromkeys(described["categorical_columns"], "string")}
     return Encoder(encode, {"columns": types})
 
 

@@ -139,7 +139,7 @@ def encode_digits(cfg, spec, artifacts):
         values = numbers(what, frame[DIGITS_COLUMNS]).to_numpy(dtype=np.float32) / 16.0
         return torch.as_tensor(values.reshape(-1, 1, 8, 8)), {"row": list(range(1, len(frame) + 1))}
 
-    return Encoder(encode, {"columns": {c: "double" for c in DIGITS_COLUMNS}})
+    return Encoder(encode, {"columns": dict.fromkeys(DIGITS_COLUMNS, "double")})
 
 
 # ------------------------------------------------------------------------ torchvision datasets
