@@ -72,19 +72,20 @@ def test_served_model_needs_trust_for_a_pickled_preprocessing(tmp_path, monkeypa
     pickles are trusted (dlx's pickle policy), with one line that says how."""
     import json
 
-    from dlx import inference
+    from dlx import predictor
     from dlx.errors import DlxError
+    from dlx.tracking import pickles_trusted
 
     folder = tmp_path / "dlx"
     (folder / "fitted").mkdir(parents=True)
     (folder / "fitted" / "preprocessing.joblib").write_bytes(b"not even read")
     (folder / "serving.json").write_text(json.dumps({
-        "format": inference.SERVED, "fitted": ["preprocessing.joblib"], "dataset": {}}))
-    monkeypatch.setattr(inference.models, "read", lambda _: (None, None))
+        "format": predictor.SERVED, "fitted": ["preprocessing.joblib"], "dataset": {}}))
+    monkeypatch.setattr(predictor.models, "read", lambda _: (None, None))
     monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
     with pytest.raises(DlxError, match="preprocessing.joblib is a pickle .* set "
                                        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true"):
-        inference.load_served(folder)
+        predictor.load_served(folder, pickles_trusted())
 
 
 def test_in_memory_inputs_are_checked_in_one_line():

@@ -1,7 +1,7 @@
 """A dlx run as an MLflow pyfunc model, the one `dlx export` logs: MLflow's serving (`mlflow
 models serve`, `build-docker`), its model registry and `mlflow.pyfunc.load_model` in a batch job
 take the run's raw inputs and answer exactly as `dlx predict` does, because the model is dlx's
-own predict path (dlx.inference.Predictor) over what the run logged.
+own predict path (dlx.predictor.Predictor) over what the run logged.
 
 The model is logged as code (MLflow's "models from code"): served_model.py, three lines that
 hand MLflow a `DlxModel`; nothing of it is cloudpickled. What it carries, as one artifact
@@ -51,14 +51,16 @@ class DlxModel(mlflow.pyfunc.PythonModel):
     column that names each input)."""
 
     def load_context(self, context) -> None:
-        from dlx import inference
+        from dlx import predictor
         from dlx.errors import DlxError
+        from dlx.tracking import pickles_trusted
 
         try:
-            self.predictor = inference.load_served(Path(context.artifacts[ARTIFACT]))
+            self.predictor = predictor.load_served(Path(context.artifacts[ARTIFACT]),
+                                                   pickles_trusted())
         except DlxError as e:  # the trust rule, the pickle policy: one line where it is loaded
             raise MlflowException(str(e)) from None
-        self.columns = list(inference.columns(self.predictor.spec))
+        self.columns = list(predictor.columns(self.predictor.spec))
 
     # model_input is a DataFrame, or an np.ndarray for image and custom runs (their signature
     # is a tensor): the annotation only tells MLflow, which infers no schema from these types,
@@ -75,7 +77,7 @@ class DlxModel(mlflow.pyfunc.PythonModel):
 
 def signature(inputs: dict, outputs: dict[str, str]):
     """The model's signature: `inputs` as the dataset encoder describes what it reads in memory
-    (registry.Encoder.inputs), `outputs` the prediction's columns (inference.columns). Input
+    (registry.Encoder.inputs), `outputs` the prediction's columns (predictor.columns). Input
     columns are optional for MLflow, so that a missing one reaches dlx's check, whose one line
     names it and the columns the run was trained on."""
     import numpy as np
