@@ -73,9 +73,11 @@ CPU_BF16_MIN_FLOPS = 50e6
 CPU_BF16_NO = (torch.nn.RNNBase, torch.nn.MultiheadAttention)
 # threads on a CPU: a network under this much forward work per batch trains on one thread. Its
 # ops are too small to share out, and with more threads each op's parallel region waits for a
-# core that the tracking writer, a sampler or any other process may hold (measured: the logistic
-# preset's loss, 16 us on one thread, 250 us on two of a busy 2-core machine)
-CPU_THREADS_MIN_FLOPS = 20e6
+# core that the tracking writer, a sampler or any other process may hold (measured on a quiet
+# 2-core CPU, ms per step on 1 / 2 threads: the digits CNN, 22 MFLOP, 1.57 / 2.01; an MLP of
+# 26 MFLOP 0.99 / 0.79; the Keras MNIST CNN, 66, 5.6 / 4.6; on a busy one the logistic preset's
+# loss took 16 us on one thread and 250 us on two)
+CPU_THREADS_MIN_FLOPS = 25e6
 
 
 def fast_paths(trainer, device: torch.device, model: torch.nn.Module, steps: int,
