@@ -153,19 +153,57 @@ def fashion_mnist(cfg) -> Bundle:
     return _mnist_family(cfg, "FashionMNIST")
 
 
-def _mnist_family(cfg, name: str) -> Bundle:
-    from torchvision import datasets
+# the MNIST family's IDX files, as torchvision lays them out under <root>/<name>/raw, and classes
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+MNIST_CLASSES = {
+    "MNIST": [str(d) for d in range(10)],
+    "FashionMNIST": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"],
+}
 
-    cls = getattr(datasets, name)
+
+def _mnist_family(cfg, name: str) -> Bundle:
+    """The IDX files under <root>/<name>/raw, read with numpy: torchvision (its importing costs
+    a second and more per run) only fetches them, with dataset.download=true."""
     raw = Path(cfg.root) / name / "raw"
-    files = [Path(url).stem for url, _ in cls.resources]  # the IDX files, unzipped
-    if not cfg.download and not all((raw / f).is_file() for f in files):
-        raise DataError(f"{name} not found under {raw}: set dataset.root to where it is, "
-                        "or dataset.download=true to fetch it")
-    splits = [_open(cls, cfg, name, raw, train) for train in (True, False)]
-    (x, y), (x_test, y_test) = ((d.data.unsqueeze(1), d.targets.numpy()) for d in splits)
-    classes = [c.split(" - ")[0] for c in cls.classes]  # MNIST's "0 - zero" -> "0"
-    return _bundle(cfg, x, y, classes, test=(x_test, y_test))
+    files = [f for pair in MNIST_FILES.values() for f in pair]
+    if not all((raw / f).is_file() for f in files):
+        if not cfg.download:
+            raise DataError(f"{name} not found under {raw}: set dataset.root to where it is, "
+                            "or dataset.download=true to fetch it")
+        from torchvision import datasets
+
+        for train in (True, False):
+            _open(getattr(datasets, name), cfg, name, raw, train)
+    (x, y), (x_test, y_test) = (
+        tuple(_read_idx(raw / f, name) for f in MNIST_FILES[split]) for split in ("train", "test"))
+    for images, labels, split in ((x, y, "train"), (x_test, y_test, "test")):
+        if len(images) != len(labels) or images.ndim != 3:
+            raise DataError(f"cannot read {name} from {raw}: its {split} images and labels do not "
+                            "match (a truncated or corrupt file? delete it and set "
+                            "dataset.download=true)")
+    return _bundle(cfg, torch.from_numpy(x).unsqueeze(1), y.astype(np.int64), MNIST_CLASSES[name],
+                   test=(torch.from_numpy(x_test).unsqueeze(1), y_test.astype(np.int64)))
+
+
+def _read_idx(path: Path, name: str) -> np.ndarray:
+    """An uncompressed IDX file of unsigned bytes (MNIST's format): a magic number 0x0000080N
+    (N dimensions), N big-endian sizes, the data."""
+    data = path.read_bytes()
+    problem = None
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        problem = "it does not start as an IDX file of bytes"
+    else:
+        ndim = data[3]
+        shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+        if len(data) != 4 + 4 * ndim + int(np.prod(shape)):
+            problem = (f"it holds {len(data) - 4 - 4 * ndim} bytes of data for a {shape} array: "
+                       "a truncated or corrupt file?")
+    if problem:
+        raise DataError(f"cannot read {name} from {path}: {problem} (delete it and set "
+                        "dataset.download=true)")
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
 
 def cifar10(cfg) -> Bundle:

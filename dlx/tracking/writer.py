@@ -322,6 +322,7 @@ def _answer(out, message):
 
 
 def main() -> None:
+    os.nice(int(os.environ.get("DLX_WRITER_NICE_TMP", "10")))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides how a run ends
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
