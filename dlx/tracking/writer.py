@@ -34,6 +34,7 @@ MAX_BATCH = 1000  # metrics per log_batch (MLflow's limit)
 # imported in the background as soon as the writer starts, while the trainer imports torch: the
 # SQLite store's code (1 s of the first store access), and what a run's reports need
 PREFETCH = ("mlflow.store.tracking.sqlalchemy_store", "dlx.plots", "sklearn.metrics")
+WRITER_NICENESS = 10  # os.nice: the trainer's work first
 
 
 def _now() -> int:
@@ -322,7 +323,11 @@ def _answer(out, message):
 
 
 def main() -> None:
-    os.nice(int(os.environ.get("DLX_WRITER_NICE_TMP", "10")))
+    # below the trainer's priority: what the writer does while a run trains (its imports of
+    # MLflow, scikit-learn and matplotlib, several CPU seconds; the system-metrics sampler) yields
+    # the cores to training, and where the trainer waits for it (a run's start and end) nothing
+    # else wants them
+    os.nice(WRITER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides how a run ends
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
