@@ -80,7 +80,8 @@ def accuracy(output: str) -> str:
     """The test accuracy a side printed (dlx: test_accuracy=..., tf.keras: Test accuracy: ...)."""
     found = re.search(r"test_accuracy=([\d.]+)|Test accuracy:\s*([\d.]+)|accuracy:\s*([\d.]+)$",
                       output, re.MULTILINE)
-    return next((g for g in found.groups() if g), "") if found else ""
+    value = next((g for g in found.groups() if g), "") if found else ""
+    return f"{float(value):.4f}" if value else ""
 
 
 def main() -> None:
