@@ -297,26 +297,52 @@ def image_folder(cfg) -> Bundle:
 
 
 def _decode(folder) -> torch.Tensor:
-    """Every image of the folder through its transform, decoded by one thread per core (PIL's
-    decoder and torch's resize release the GIL), in the folder's order: uint8 (N, C, H, W)."""
+    """Every image of the folder through its transform, in the folder's order: uint8 (N, C, H,
+    W). Decoded by torch's DataLoader in one forked worker process per core (threads do not
+    help: a small image's decode and resize are mostly Python holding the GIL), in this process
+    where it cannot fork workers (a launcher's daemonic worker, a platform that spawns) or has
+    one core. An unreadable image is one DataError naming it."""
+    import multiprocessing
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
-    def one(path: str) -> torch.Tensor:
+    from torch.utils.data import DataLoader
+
+    workers = os.cpu_count() or 1
+    if workers < 2 or multiprocessing.current_process().daemon \
+            or multiprocessing.get_start_method() != "fork":  # a spawned worker would re-import
+        workers = 0
+    images = []
+    loader = DataLoader(_Decoded(folder), batch_size=256, num_workers=workers,
+                        collate_fn=_stack, persistent_workers=False)
+    for batch in loader:
+        if isinstance(batch, str):  # a worker's one line about an unreadable image
+            raise DataError(batch)
+        images.append(batch)
+    return torch.cat(images)
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """An ImageFolder's images through its transform; an unreadable one becomes the line that
+    says so (a DataLoader worker's exception would reach this process as a traceback)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __len__(self) -> int:
+        return len(self.folder.samples)
+
+    def __getitem__(self, i: int):
+        path = self.folder.samples[i][0]
         try:
-            return folder.transform(folder.loader(path))
+            return self.folder.transform(self.folder.loader(path))
         except Exception as e:  # noqa: BLE001 - PIL's errors for unreadable files
-            raise DataError(f"cannot read image {path} ({type(e).__name__}: {e}): fix or "
-                            "remove it") from e
+            return f"cannot read image {path} ({type(e).__name__}: {e}): fix or remove it"
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one image per thread: no pool of torch threads under each
-    try:
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            images = list(pool.map(one, [p for p, _ in folder.samples], chunksize=64))
-    finally:
-        torch.set_num_threads(threads)
-    return torch.stack(images)
+
+def _stack(items: list):
+    """A batch of decoded images, or the first unreadable one's line."""
+    bad = next((i for i in items if isinstance(i, str)), None)
+    return bad if bad is not None else torch.stack(items)
 
 
 # ------------------------------------------------------------------------------ dlx predict
