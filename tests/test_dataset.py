@@ -233,6 +233,12 @@ def _aclimdb_without_files(root: Path) -> Path:
     return root
 
 
+def _with_junk(root: Path) -> Path:
+    make_image_folder(root, n_per_class=3)
+    (root / "square" / "junk.png").write_bytes(b"not an image")
+    return root
+
+
 BAD = {
     "missing root": (lambda d: ["dataset=mnist", f"dataset.root={d / 'nowhere'}"],
                      ("MNIST not found under {d}/nowhere/MNIST/raw: set dataset.root to where it "
@@ -250,6 +256,9 @@ BAD = {
         lambda d: ["dataset=image_folder",
                    f"dataset.root={make_image_folder(d / 'one', classes=('circle',), n_per_class=3)}"],
         "has 1 class folder(s) (circle): a classifier needs 2 or more"),
+    "image folder with an unreadable image": (
+        lambda d: ["dataset=image_folder", f"dataset.root={_with_junk(d / 'junk')}"],
+        "cannot read image {d}/junk/square/junk.png (UnidentifiedImageError"),
     "text folder with no files": (
         lambda d: ["dataset=imdb", f"dataset.root={_aclimdb_without_files(d / 'imdb')}"],
         "no review files (*.txt) in"),
