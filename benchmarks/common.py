@@ -101,6 +101,28 @@ def compose(overrides: list[str], output_dir: Path):
     return dlx_compose(overrides, output_dir)
 
 
+# ------------------------------------------------------------------------------ whole processes
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None):
+    """Run argv in cwd as a user's shell would (without MLFLOW_TRACKING_URI / HYDRA_FULL_ERROR);
+    (wall seconds, CPU seconds of the child and what it waited for, its stdout). A failure stops
+    the benchmark with the command's output."""
+    import resource
+    import time
+
+    env = {**{k: v for k, v in os.environ.items()
+              if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}, **(env or {})}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"`{' '.join(argv)}` (in {cwd}) exited {proc.returncode}; stopping.\n--- stdout\n"
+                 f"{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
+
+
 # ------------------------------------------------------------------------------ reporting
 def commit() -> str:
     try:

@@ -29,13 +29,10 @@ Targets (reported, not asserted): mnist_cnn <= x0.67 TensorFlow's wall; linear a
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,19 +58,6 @@ def tf_python(given: str | None) -> str | None:
         if ok.returncode == 0:
             return python
     return None
-
-
-def run(argv: list[str], cwd: Path) -> tuple[float, float, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"keras_race: `{' '.join(argv)}` exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
 
 
 def accuracy(output: str) -> str:
@@ -118,7 +102,7 @@ def main() -> None:
             times = {s: {"wall": [], "cpu": [], "acc": ""} for s in sides}
             for round_ in range(args.runs + 1):
                 for side, argv in sides.items():
-                    wall, cpu, out = run(argv, work)
+                    wall, cpu, out = common.timed(argv, work, {"TF_CPP_MIN_LOG_LEVEL": "2"})
                     print(f"{example}, {'warm-up' if not round_ else f'run {round_}'}, {side}: "
                           f"{wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
                     if round_:

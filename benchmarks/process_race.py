@@ -23,13 +23,9 @@ Targets (reported, not asserted): 1 epoch, dlx <= x1.15 the plain script's wall 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,17 +51,8 @@ def shown(epochs: int) -> dict[str, str]:
 
 def run(argv: list[str], cwd: Path) -> tuple[float, float]:
     """Run argv in cwd; (wall seconds, CPU seconds of the child). A failure stops the benchmark."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.exit(f"process_race: `{' '.join(argv)}` (in {cwd}) exited {proc.returncode}; "
-                 f"stopping.\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu
+    wall, cpu, _ = common.timed(argv, cwd)
+    return wall, cpu
 
 
 def race(epochs: int, runs: int, tmp: Path) -> dict[str, dict[str, list[float]]]:
