@@ -141,6 +141,52 @@ def test_cnns_adapt_to_the_input_shape(shape):
     assert m(torch.rand(2, *shape)).shape == (2, 10)
 
 
+def test_the_keras_preset_builds_the_source_network_exactly():
+    # Keras' model.summary() of the source's MNIST CNN: Conv2D(32, 3x3, 'valid') 320 + Dense(128)
+    # 692,352 + Dense(10) 1,290 = 693,962 parameters, 13x13x32 = 5408 features after the pool
+    from fixtures.runs import compose as compose_run
+
+    from dlx import models
+
+    cfg = compose_run("+experiment=seed_mnist_cnn_keras")
+    m = models.build(cfg.model, Spec("multiclass", (1, 28, 28), 10))
+    assert sum(p.numel() for p in m.parameters()) == 693_962
+    assert m.features(torch.rand(2, 1, 28, 28)).shape == (2, 32, 13, 13)
+
+
+def test_valid_padding_that_leaves_nothing_to_pool_is_one_line():
+    from dlx.models.cnn import CNN
+
+    with pytest.raises(ConfigError, match=r"block 2 would see 3x3.*model.padding=same"):
+        CNN(Spec("multiclass", (1, 8, 8), 10), channels=[8, 8], padding="valid")
+    assert CNN(Spec("multiclass", (1, 8, 8), 10), channels=[8, 8])(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_the_pool_gets_its_gradient_in_its_own_channels_last_layout():
+    # Flatten returns an NCHW gradient; the CNN hands it to the last pool channels-last (its
+    # backward is ~3x slower on a mismatched layout) and the gradients stay the same numbers
+    from dlx.models.cnn import CNN
+
+    torch.manual_seed(0)
+    spec = Spec("multiclass", (1, 28, 28), 10)
+    nchw = CNN(spec, channels=[8], padding="valid")
+    nhwc = CNN(spec, channels=[8], padding="valid")
+    nhwc.load_state_dict(nchw.state_dict())
+    nhwc.to(memory_format=torch.channels_last)
+    x = torch.rand(4, 1, 28, 28)
+    layouts = []
+
+    def watch(module, inputs, out):  # what the pool's backward receives, after the tensor's hooks
+        out.grad_fn.register_prehook(
+            lambda grads: layouts.append(grads[0].is_contiguous(memory_format=torch.channels_last)))
+    nhwc.features.register_forward_hook(watch)
+    nchw(x).sum().backward()
+    nhwc(x.contiguous(memory_format=torch.channels_last)).sum().backward()
+    assert layouts == [True]
+    for a, b in zip(nchw.parameters(), nhwc.parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------ sequences
 def test_sequence_models_learn_the_signal_sequences(dlx):
     dlx.train("-m", "+experiment=seed_rnn_signal", "model=rnn,lstm,gru,transformer",

@@ -66,6 +66,7 @@ class CNNConfig(ModelConfig):
     hidden: int = positive(128)  # the fully-connected layer before the output
     pool: str = one_of("max", "max", "avg")
     batchnorm: bool = False  # BatchNorm2d after each conv, before its ReLU
+    padding: str = one_of("same", "same", "valid")  # same: k//2 zeros (PyTorch sources); valid: none (Keras)
 
 
 @dataclass
