@@ -64,8 +64,8 @@ def cv_workers(setting, device: torch.device, n_jobs: int | None, folds: int) ->
 # ---------------------------------------------------------------------------- fast paths
 CAPTURE_MIN_STEPS = 1000  # capture=auto: only runs this long repay the compile (~30-60 s)
 # precision=auto on a CPU with native bf16: autocast pays from about this much forward work per
-# optimizer step (measured, one thread, AVX-512 BF16: the Keras MNIST CNN at batch 32, 66 MFLOP,
-# x2.2; the digits CNN at 32, 22 MFLOP, and small MLPs and autoencoders: no gain or
+# optimizer step (measured, one thread, AVX-512 BF16, channels_last: the Keras MNIST CNN at batch
+# 32, 57 MFLOP, x1.4; the digits CNN at 32, 22 MFLOP, and small MLPs and autoencoders: no gain or
 # slower; docs/performance.md#precision-and-threads-on-a-cpu)
 CPU_BF16_MIN_FLOPS = 50e6
 # ... and never for these layers, which measured no faster in bf16 on such a CPU (RNN, GRU,
