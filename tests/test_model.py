@@ -7,6 +7,7 @@ Sweeps (`-m model=a,b,c`) train several models in one process: each is its own M
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -185,6 +186,38 @@ def test_the_pool_gets_its_gradient_in_its_own_channels_last_layout():
     assert layouts == [True]
     for a, b in zip(nchw.parameters(), nhwc.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_pooling_before_the_relu_is_the_same_network(batchnorm):
+    # max-pool then ReLU: the numbers and gradients of conv-ReLU-pool, bit for bit, under the
+    # same parameter names (a state_dict of either order loads into the other)
+    from torch import nn
+
+    from dlx.models.cnn import CNN
+
+    torch.manual_seed(0)
+    net = CNN(Spec("multiclass", (1, 28, 28), 10), channels=[8, 16], batchnorm=batchnorm).eval()
+    per = 4 if batchnorm else 3
+    layers = list(net.features)
+    assert [type(layer) for layer in layers[per - 2 : per]] == [nn.MaxPool2d, nn.ReLU]
+    relu_first = copy.deepcopy(net)  # its own parameters and gradients
+    own = list(relu_first.features)
+    relu_first.features = nn.Sequential(*[layer for i in range(0, len(own), per) for layer in
+                                          (*own[i : i + per - 2], nn.ReLU(), nn.MaxPool2d(2))])
+    relu_first.load_state_dict(net.state_dict())
+    x = torch.rand(6, 1, 28, 28) - 0.4
+    outs, grads = [], []
+    for m in (net, relu_first):
+        out = m(x)
+        out.pow(2).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad for p in m.parameters()])
+    assert grads[0][0] is not grads[1][0]
+    assert torch.equal(*outs)
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    avg = CNN(Spec("multiclass", (1, 8, 8), 10), channels=[8], pool="avg")
+    assert [type(layer) for layer in avg.features][1:] == [nn.ReLU, nn.AvgPool2d]  # avg: not commuting
 
 
 # ------------------------------------------------------------------------------ sequences

@@ -53,8 +53,12 @@ class CNN(nn.Module):
                     f"and model.kernel_size={kernel_size} (block {i + 1} would see {h}x{w}): use "
                     f"fewer blocks{', or model.padding=same' if padding == 'valid' else ''}"
                 )
+            # max-pool and ReLU commute (ReLU never reorders values), and so do their gradients:
+            # pooling first runs the ReLU on a quarter of the values (the same numbers, and the
+            # same parameter names as conv-ReLU-pool). An average pool does not commute with it.
+            act_pool = [Pool(2), nn.ReLU()] if pool == "max" else [nn.ReLU(), Pool(2)]
             blocks += [nn.Conv2d(c, out, k, padding=pad), *([nn.BatchNorm2d(out)] if batchnorm else []),
-                       nn.ReLU(), Pool(2)]
+                       *act_pool]
             c, h, w = out, conv_h // 2, conv_w // 2
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(  # the Dropout sites belong to the dropout regularizer (p=0 here)
