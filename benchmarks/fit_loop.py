@@ -5,7 +5,8 @@
 
 Reference: the source material's loop - a DataLoader (shuffle, no workers) over an in-memory
 TensorDataset of float images, `.to(device)` per batch, zero_grad/forward/backward/step and
-`running_loss += loss.item()` - training dlx's `model=cnn` (conv32-pool-conv64-pool-fc128-fc10)
+`running_loss += loss.item()` - training the source's CNN as the source writes it (an
+nn.Sequential: conv32-ReLU-pool-conv64-ReLU-pool-fc128-fc10, the network of dlx's `model=cnn`)
 with Adam lr 1e-3. dlx: `dlx.run.train(cfg, runtime)` on a config composed as `dlx train` composes it
 (dataset=mnist read from IDX files, tracking on, checkpoints on), same model, optimizer, batch
 size, threads and training samples (dataset.val_fraction=0: no validation pass to time).
@@ -25,6 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+
+
+def source_cnn():
+    """The source's MNIST CNN, written as the source writes it (dlx's `model=cnn` is this network)."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
 
 
 def reference(x, y, model, batch_size: int, epochs: int, warmup: int, device) -> list[float]:
@@ -111,10 +123,12 @@ def main() -> None:
         x = torch.from_numpy(x).unsqueeze(1).float().div(255)  # the source's ToTensor(): [0, 1]
         y = torch.from_numpy(y).long()
         model_cfg = common.compose(["model=cnn"], work / "compose")[0].model
-        spec = Spec("multiclass", (1, 28, 28), 10)
+        n_params = sum(p.numel() for p in models.build(model_cfg, Spec("multiclass", (1, 28, 28), 10))
+                       .parameters())
+        assert n_params == sum(p.numel() for p in source_cnn().parameters()), "not the same network"
         for bs in sizes:
             torch.manual_seed(0)
-            model = models.build(model_cfg, spec).to(device)
+            model = source_cnn().to(device)
             ref = reference(x, y, model, bs, args.epochs, args.warmup, device)
             ours, result = dlx_fit(root, work, bs, args.epochs, args.warmup, args.device,
                                    args.overrides)
