@@ -398,6 +398,9 @@ BAD_BUILDS = [
      "must divide model.d_model=64"),
     (["model=cnn", "model.kernel_size=[3,3,3]"], "3 sizes for 2 conv blocks"),
     (["model=cnn", "model.kernel_size=0"], "model.kernel_size=0 must be a size > 0"),
+    (["model=cnn", "model.pool=MAX"], "model.pool=MAX is not one of max, avg"),  # exact: read exactly
+    (["model=cnn", "model.padding=Same"], "model.padding=Same is not one of same, valid"),
+    (["model=cnn", "model.padding=valid"], "block 2 would see 3x3"),  # 8x8 digits, two blocks
     (["model=resnet18", "model.pretrained=/nowhere/resnet18.pth"],
      "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
     (["model=vgg11", "model.pretrained=/nowhere/vgg11.pth"], "no such file"),

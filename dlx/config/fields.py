@@ -65,8 +65,9 @@ def one_of(default, *values):
     """A fixed set of values (strings, or `true`/`false`/`auto` switches)."""
     allowed = values or (default,)
 
-    def check(v):
-        return None if str(v).lower() in [str(a).lower() for a in allowed] else \
+    def check(v):  # exact, as the code that reads the value compares it; only true/false come
+        got = str(v).lower() if str(v).lower() in ("true", "false") else str(v)  # as True/False
+        return None if got in [str(a) for a in allowed] else \
             f"is not one of {', '.join(map(str, allowed))}"
     return checked(default, check)
 
