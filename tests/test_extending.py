@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fixtures import project
 from fixtures.runs import Dlx
@@ -194,15 +196,21 @@ def test_a_logged_config_read_back_obeys_the_same_rule(mine):
     about.write_text(json.dumps(logged))
     line = one_line(mine("eval", run.info.run_id, check=False))
     assert "model._target_=os.system is in Python's standard library" in line
+    np.save(mine.cwd / "rows.npy", np.zeros((2, 8, 8), dtype=np.float32))
+    line = one_line(mine("predict", run.info.run_id, "rows.npy", check=False))
+    assert "model._target_=os.system is in Python's standard library" in line
     assert not (mine.cwd / "pwned").exists()
 
 
 # ------------------------------------------------------------------------------ the config folder
 def test_config_list_show_help_and_completion_see_the_folder(mine):
     listed = mine("config", "list", "--config-dir", "conf").stdout
-    assert all(name in listed for name in ("tinynet", "blobs", "halfsgd", "tiny", "lrs"))
+    for group, name in (("model", "tinynet"), ("dataset", "blobs"), ("optimizer", "halfsgd"),
+                        ("experiment", "tiny"), ("sweep", "lrs")):  # whole table cells
+        assert re.search(rf"│ {group}\s+│ {name}\s+│", listed), (group, name)
     keys = mine("config", "list", "dataset", "--config-dir", "conf").stdout
-    assert "centers" in keys and "mydata.blobs" in keys
+    assert re.search(r"│ blobs\s+│ centers\s+│", keys)
+    assert re.search(r"│ blobs\s+│ _target_\s+│ mydata\.blobs", keys)
     shown = mine("config", "show", "--config-dir", "conf", "+experiment=tiny").stdout
     assert "mynets.TinyNet" in shown and "mydata.blobs" in shown
     helped = mine("train", "--config-dir", "conf", "--help").stdout

@@ -224,11 +224,13 @@ def test_fit_trains_on_the_threads_it_is_given_and_puts_them_back():
         def on_epoch_start(self, epoch, epochs, steps):
             seen.append(torch.get_num_threads())
 
-    before = torch.get_num_threads()
-    model = torch.nn.Linear(3, 1)
-    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _data(40), 2, 8, 0, [Threads()],
-        threads=1)
-    assert seen == [1, 1] and torch.get_num_threads() == before
+    from fixtures.runs import torch_threads
+
+    with torch_threads(3):  # not the 1 asked for, whatever the machine runs by default
+        model = torch.nn.Linear(3, 1)
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _data(40), 2, 8, 0, [Threads()],
+            threads=1)
+        assert seen == [1, 1] and torch.get_num_threads() == 3
 
 
 def test_channels_last_on_cpu_trains_and_the_choices_are_tagged(dlx):
