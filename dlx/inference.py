@@ -170,7 +170,6 @@ FORMATS = ("pyfunc", "pt2", "pickle")  # `dlx export --format`: the served model
 class Exported:
     run_id: str
     model_uri: str
-    format: str
     registered: tuple[str, str] | None = None  # (name, version) in MLflow's model registry
 
 
@@ -209,7 +208,7 @@ def export(ref: str, uri: str, fmt: str = "pyfunc", register: str | None = None)
             example = torch.rand(4, *spec.input_shape)
         model_uri, registered = queries.export_model(uri, run["run_id"], model, example.numpy(),
                                                      fmt, register)
-    return Exported(run["run_id"], model_uri, fmt, registered)
+    return Exported(run["run_id"], model_uri, registered)
 
 
 def _served_folder(run: dict, uri: str, where: Path) -> Path:

@@ -131,7 +131,9 @@ def fit_setup(cfg: DictConfig, model, data) -> tuple[torch.optim.Optimizer, dict
     ranks = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     steps = steps_per_epoch(len(data.train[0]), cfg.dataset.batch_size, ranks)
     # trainer.precision / channels_last / capture: `auto` decided for this device and model
-    example = data.batch(data.train[0][:cfg.dataset.batch_size], False).to(device)
+    # a CPU's choices follow the work of one batch (CUDA's do not)
+    example = data.batch(data.train[0][:cfg.dataset.batch_size], False).to(device) \
+        if device.type == "cpu" else None
     fast = devices.fast_paths(cfg.trainer, device, model, steps * cfg.trainer.epochs, example)
     optimizer = optim.build(cfg.optimizer, regs.params, cfg.trainer.compile or fast["capture"], device)
     schedule = schedulers.build(cfg.get("scheduler"), optimizer, cfg.trainer.epochs, steps)

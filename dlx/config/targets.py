@@ -114,8 +114,8 @@ def check(group: str, node: dict) -> list[str]:
         obj = resolve(group, target)
     except ConfigError as e:
         return [str(e)]
-    return arguments(group, target, obj, {k: v for k, v in node.items()
-                                          if k != "_target_" and k not in own_keys(group)})
+    own = {"_target_", *own_keys(group)}
+    return arguments(group, target, obj, {k: v for k, v in node.items() if k not in own})
 
 
 def arguments(group: str, target: str, obj: Any, options: dict) -> list[str]:

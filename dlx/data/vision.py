@@ -303,7 +303,6 @@ def _decode(folder) -> torch.Tensor:
     where it cannot fork workers (a launcher's daemonic worker, a platform that spawns) or has
     one core. An unreadable image is one DataError naming it."""
     import multiprocessing
-    import os
 
     from torch.utils.data import DataLoader
 

@@ -64,19 +64,16 @@ def cv_workers(setting, device: torch.device, n_jobs: int | None, folds: int) ->
 # ---------------------------------------------------------------------------- fast paths
 CAPTURE_MIN_STEPS = 1000  # capture=auto: only runs this long repay the compile (~30-60 s)
 # precision=auto on a CPU with native bf16: autocast pays from about this much forward work per
-# optimizer step (measured, one thread, AVX-512 BF16, channels_last: the Keras MNIST CNN at batch
-# 32, 57 MFLOP, x1.4; the digits CNN at 32, 22 MFLOP, and small MLPs and autoencoders: no gain or
-# slower; docs/performance.md#precision-and-threads-on-a-cpu)
+# optimizer step (measured on AVX-512 BF16: the conv presets gain, the digits CNN at 22 MFLOP and
+# small MLPs and autoencoders do not; docs/performance.md#precision-and-threads-on-a-cpu)
 CPU_BF16_MIN_FLOPS = 50e6
 # ... and never for these layers, which measured no faster in bf16 on such a CPU (RNN, GRU,
 # attention at 10 and 200 tokens; LSTM x2.3 at 200 tokens but x1.0 at 10: opt in with bf16)
 CPU_BF16_NO = (torch.nn.RNNBase, torch.nn.MultiheadAttention)
 # threads on a CPU: a network under this much forward work per batch trains on one thread. Its
 # ops are too small to share out, and with more threads each op's parallel region waits for a
-# core that the tracking writer, a sampler or any other process may hold (measured on a quiet
-# 2-core CPU, ms per step on 1 / 2 threads: the digits CNN, 22 MFLOP, 1.57 / 2.01; an MLP of
-# 26 MFLOP 0.99 / 0.79; the Keras MNIST CNN, 66, 5.6 / 4.6; on a busy one the logistic preset's
-# loss took 16 us on one thread and 250 us on two)
+# core that the tracking writer, a sampler or any other process may hold (the measurements:
+# docs/performance.md#precision-and-threads-on-a-cpu)
 CPU_THREADS_MIN_FLOPS = 25e6
 
 
