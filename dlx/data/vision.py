@@ -190,20 +190,22 @@ def _mnist_family(cfg, name: str) -> Bundle:
 def _read_idx(path: Path, name: str) -> np.ndarray:
     """An uncompressed IDX file of unsigned bytes (MNIST's format): a magic number 0x0000080N
     (N dimensions), N big-endian sizes, the data."""
-    data = path.read_bytes()
-    problem = None
-    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
-        problem = "it does not start as an IDX file of bytes"
-    else:
-        ndim = data[3]
-        shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-        if len(data) != 4 + 4 * ndim + int(np.prod(shape)):
-            problem = (f"it holds {len(data) - 4 - 4 * ndim} bytes of data for a {shape} array: "
-                       "a truncated or corrupt file?")
-    if problem:
-        raise DataError(f"cannot read {name} from {path}: {problem} (delete it and set "
-                        "dataset.download=true)")
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+    with path.open("rb") as f:  # the header, then the data read once into a writable array
+        head, problem = f.read(4), None
+        if len(head) < 4 or head[:3] != b"\x00\x00\x08":
+            problem = "it does not start as an IDX file of bytes"
+        else:
+            ndim = head[3]
+            dims = f.read(4 * ndim)
+            shape = tuple(int.from_bytes(dims[4 * i: 4 + 4 * i], "big") for i in range(ndim))
+            held = path.stat().st_size - 4 - 4 * ndim
+            if len(dims) != 4 * ndim or held != int(np.prod(shape)):
+                problem = (f"it holds {held} bytes of data for a {shape} array: a truncated or "
+                           "corrupt file?")
+        if problem:
+            raise DataError(f"cannot read {name} from {path}: {problem} (delete it and set "
+                            "dataset.download=true)")
+        return np.fromfile(f, dtype=np.uint8).reshape(shape)
 
 
 def cifar10(cfg) -> Bundle:
